@@ -1,0 +1,262 @@
+"""Profiles: one YAML file per profile, loaded into a frozen, validated configuration.
+
+A profile changes sizes, paths and model ids only, never code paths. Every key is checked on
+load; a wrong or unknown key raises :class:`ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROFILES_DIR = REPO_ROOT / "profiles"
+PACKAGE_DATA = Path(__file__).resolve().parent / "data_files"
+
+
+class ConfigError(ValueError):
+    """A profile file holds a missing, unknown or invalid key."""
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Sizes of the embedded world (WORLD.md); ignored when the data source is `vggsound`."""
+
+    seed: int = 0
+    classes_per_group: int = 10  # mostly-heard, mostly-seen and both: three groups
+    unseen_classes: int = 5  # kept out of distillation, asked with AudioSet options
+    pretrain_per_class: int = 150
+    train_per_class: int = 250  # analysis + finetune pool, as VGGSound's `train`
+    test_per_class: int = 50
+    duration_s: float = 2.0
+    fps: int = 8
+    width: int = 128
+    height: int = 96
+    audio_rate: int = 22050  # written rate; loaders resample to media.sample_rate
+
+    def validate(self, where: str) -> None:
+        _positive(where, "classes_per_group", self.classes_per_group)
+        _at_least(where, "unseen_classes", self.unseen_classes, 0)
+        for name in ("pretrain_per_class", "train_per_class", "test_per_class"):
+            _positive(where, name, getattr(self, name))
+        _positive(where, "duration_s", self.duration_s)
+        _positive(where, "fps", self.fps)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value < 16 or value % 2:
+                raise ConfigError(f"{where}.{name} must be an even number >= 16 (got {value!r})")
+        if self.audio_rate not in (8000, 16000, 22050, 24000, 32000, 44100, 48000):
+            raise ConfigError(f"{where}.audio_rate must be a standard AAC rate (got {self.audio_rate!r})")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips and the index come from."""
+
+    source: str = "world"  # "world" (embedded profiles) or "vggsound" (full profile)
+    clips_dir: str = ""  # vggsound: folder of `{ytid}_{start:06d}.mp4`; world: set by the generator
+    index_csv: str = ""  # vggsound: `vggsound.csv` (ytid,start,label,split) or `test.csv`
+    stat_csv: str = ""  # empty: the packaged VGGSound stat.csv
+
+    def validate(self, where: str) -> None:
+        if self.source not in ("world", "vggsound"):
+            raise ConfigError(f"{where}.source must be 'world' or 'vggsound' (got {self.source!r})")
+        if self.source == "vggsound" and not (self.clips_dir and self.index_csv):
+            raise ConfigError(f"{where}: source 'vggsound' needs clips_dir and index_csv")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How the paper's splits are drawn (Sec. 3.1 and 4.2)."""
+
+    seed: int = 0
+    analysis_per_class: int = 50  # drawn out of train, excluded from finetuning
+    switch_val_per_class: int = 5  # of the analysis clips: 45 train / 5 validation in the paper
+
+    def validate(self, where: str) -> None:
+        _positive(where, "analysis_per_class", self.analysis_per_class)
+        _positive(where, "switch_val_per_class", self.switch_val_per_class)
+        if self.switch_val_per_class >= self.analysis_per_class:
+            raise ConfigError(
+                f"{where}.switch_val_per_class ({self.switch_val_per_class}) must be smaller than "
+                f"analysis_per_class ({self.analysis_per_class})"
+            )
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """The paper's preprocessing: 16 kHz mono audio, 1 fps video of at most 512x512 pixels."""
+
+    sample_rate: int = 16000
+    fps: float = 1.0
+    max_pixels: int = 262144
+    workers: int = 2
+
+    def validate(self, where: str) -> None:
+        _positive(where, "sample_rate", self.sample_rate)
+        _positive(where, "fps", self.fps)
+        _at_least(where, "max_pixels", self.max_pixels, 256)
+        _positive(where, "workers", self.workers)
+
+
+@dataclass(frozen=True)
+class McqConfig:
+    """The 10-option multiple-choice questions."""
+
+    n_options: int = 10
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if not 2 <= self.n_options <= 10:
+            raise ConfigError(f"{where}.n_options must be between 2 and 10 (got {self.n_options!r})")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    artifacts_dir: Path
+    results_dir: Path
+    data: DataConfig = field(default_factory=DataConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    mcq: McqConfig = field(default_factory=McqConfig)
+    source_file: Path | None = None
+
+    @property
+    def world_dir(self) -> Path:
+        return self.artifacts_dir / "world"
+
+    @property
+    def media_cache_dir(self) -> Path:
+        return self.artifacts_dir / "media_cache"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return json.loads(json.dumps(out, default=str))
+
+    def config_hash(self, *sections: str) -> str:
+        """A short, stable hash of the named sections (all when none), for cache keys."""
+        full = self.to_dict()
+        full.pop("source_file", None)
+        part = {s: full[s] for s in sections} if sections else full
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "world": WorldConfig,
+    "splits": SplitConfig,
+    "media": MediaConfig,
+    "mcq": McqConfig,
+}
+
+
+def _positive(where: str, key: str, value: Any) -> None:
+    if not value > 0:
+        raise ConfigError(f"{where}.{key} must be > 0 (got {value!r})")
+
+
+def _at_least(where: str, key: str, value: Any, low: Any) -> None:
+    if not value >= low:
+        raise ConfigError(f"{where}.{key} must be >= {low} (got {value!r})")
+
+
+def _coerce(where: str, key: str, value: Any, kind: Any) -> Any:
+    """Check one YAML value against the dataclass field's type (ints are accepted for floats)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool):
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(f"{where}.{key} must be {kind.__name__} (got {value!r})")
+        if not isinstance(value, kind):
+            raise ConfigError(f"{where}.{key} must be {kind.__name__} (got {value!r})")
+    return value
+
+
+def _build_section(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping (got {type(raw).__name__})")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: _coerce(where, k, v, hints[k]) for k, v in raw.items()}
+    section = cls(**values)
+    section.validate(where)
+    return section
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """A profile name (`tiny`) names `profiles/tiny.yaml`; anything else is a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        path = candidate
+    else:
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ConfigError(f"no profile file {path} (known profiles: {', '.join(known)})")
+    return path
+
+
+def load_profile(name_or_path: str | Path = "tiny") -> Profile:
+    path = profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a profile must be a mapping of sections")
+    top = {"name", "artifacts_dir", "results_dir", *_SECTIONS}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
+    for key in ("name", "artifacts_dir", "results_dir"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConfigError(f"{path}: {key} must be a non-empty string (got {raw.get(key)!r})")
+    base = path.resolve().parent.parent  # paths in a profile are relative to the repository root
+    sections = {name: _build_section(cls, raw.get(name), f"{path.name}:{name}") for name, cls in _SECTIONS.items()}
+    return Profile(
+        name=raw["name"],
+        artifacts_dir=(base / raw["artifacts_dir"]).resolve(),
+        results_dir=(base / raw["results_dir"]).resolve(),
+        source_file=path.resolve(),
+        **sections,
+    )
+
+
+def replace(profile: Profile, **sections: dict[str, Any]) -> Profile:
+    """A copy of `profile` with some section keys changed, validated like a file (for tests)."""
+    changes = {}
+    for name, updates in sections.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown section {name!r}")
+        merged = {**dataclasses.asdict(getattr(profile, name)), **updates}
+        changes[name] = _build_section(_SECTIONS[name], merged, f"{profile.name}:{name}")
+    return dataclasses.replace(profile, **changes)
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "McqConfig",
+    "MediaConfig",
+    "PACKAGE_DATA",
+    "Profile",
+    "SplitConfig",
+    "WorldConfig",
+    "load_profile",
+    "profile_path",
+    "replace",
+]

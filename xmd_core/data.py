@@ -1,0 +1,259 @@
+"""The VGGSound index: official CSVs, clips on disk, a probe report, and the paper's splits.
+
+Both official formats are read: `test.csv` (`ytid_start.mp4,label`) and `vggsound.csv`
+(`ytid,start,label,split`), neither with a header. Clip files are `{ytid}_{start:06d}.mp4`.
+The embedded world writes the same formats, so the same code indexes it.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .config import PACKAGE_DATA, Profile
+
+STAT_CSV = PACKAGE_DATA / "vggsound" / "stat.csv"
+TEST_CSV = PACKAGE_DATA / "vggsound" / "test.csv"
+VGGSOUNDER_CSV = PACKAGE_DATA / "vggsounder" / "vggsounder.csv"
+AUDIOSET_CSV = PACKAGE_DATA / "audioset" / "class_labels_indices.csv"
+
+INDEX_COLUMNS = ["clip", "ytid", "start", "label", "split"]
+
+
+class IndexError_(ValueError):
+    """A CSV of the index is malformed; the message names the file and the line."""
+
+
+def clip_name(ytid: str, start: int) -> str:
+    """VGGSound's file stem: the YouTube id and the start second, zero-padded to 6 digits."""
+    return f"{ytid}_{int(start):06d}"
+
+
+def _split_stem(stem: str, where: str) -> tuple[str, int]:
+    # YouTube ids may contain underscores and dashes: the start is after the *last* underscore.
+    ytid, sep, start = stem.rpartition("_")
+    if not sep or not ytid or not start.isdigit():
+        raise IndexError_(f"{where}: {stem!r} is not of the form <youtube_id>_<start>")
+    return ytid, int(start)
+
+
+def read_stat(path: str | Path = STAT_CSV) -> pd.DataFrame:
+    """VGGSound's `stat.csv` (class, clip count, category; no header)."""
+    path = Path(path)
+    rows = []
+    with path.open(newline="") as handle:
+        for lineno, row in enumerate(csv.reader(handle), 1):
+            if not row:
+                continue
+            if len(row) != 3 or not row[1].strip().isdigit():
+                raise IndexError_(f"{path}:{lineno}: expected 'class,count,category', got {row!r}")
+            rows.append((row[0], int(row[1]), row[2]))
+    frame = pd.DataFrame(rows, columns=["label", "count", "category"])
+    if frame.label.duplicated().any():
+        dup = frame.label[frame.label.duplicated()].iloc[0]
+        raise IndexError_(f"{path}: class {dup!r} listed twice")
+    return frame
+
+
+def read_index_csv(path: str | Path) -> pd.DataFrame:
+    """Either official index format, as one table with columns `INDEX_COLUMNS`.
+
+    `test.csv` rows (`ytid_start.mp4,label`) get split `test`; `vggsound.csv` rows
+    (`ytid,start,label,split`) keep their split.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"index file not found: {path}")
+    rows = []
+    with path.open(newline="") as handle:
+        for lineno, row in enumerate(csv.reader(handle), 1):
+            if not row:
+                continue
+            where = f"{path}:{lineno}"
+            if len(row) == 2:
+                stem = row[0].strip()
+                stem = stem[:-4] if stem.endswith(".mp4") else stem
+                ytid, start = _split_stem(stem, where)
+                rows.append((ytid, start, row[1], "test"))
+            elif len(row) == 4:
+                if not row[1].strip().isdigit():
+                    raise IndexError_(f"{where}: start second {row[1]!r} is not a whole number")
+                rows.append((row[0], int(row[1]), row[2], row[3].strip()))
+            else:
+                raise IndexError_(
+                    f"{where}: expected 'ytid_start.mp4,label' or 'ytid,start,label,split', got {len(row)} fields"
+                )
+    frame = pd.DataFrame(rows, columns=["ytid", "start", "label", "split"])
+    frame.insert(0, "clip", [clip_name(y, s) for y, s in zip(frame.ytid, frame.start)])
+    return frame
+
+
+def read_vggsounder(path: str | Path = VGGSOUNDER_CSV) -> pd.DataFrame:
+    """VGGSounder's per-(video, label) modality tags, counted per class.
+
+    Returns one row per class with `n`, `n_A`, `n_V`, `n_AV` (heard only, seen only, both).
+    """
+    raw = pd.read_csv(path)
+    missing = {"video_id", "label", "modality"} - set(raw.columns)
+    if missing:
+        raise IndexError_(f"{path}: missing column(s) {sorted(missing)}")
+    bad = set(raw.modality) - {"A", "V", "AV"}
+    if bad:
+        raise IndexError_(f"{path}: unknown modality value(s) {sorted(bad)}")
+    counts = raw.pivot_table(index="label", columns="modality", values="video_id", aggfunc="count", fill_value=0)
+    counts = counts.reindex(columns=["A", "V", "AV"], fill_value=0).add_prefix("n_")
+    counts.insert(0, "n", counts.sum(axis=1))
+    return counts.reset_index().rename_axis(columns=None)
+
+
+def modality_rates(smoothing: float = 1.0) -> pd.DataFrame:
+    """Per class P(audible) = (A + AV) / n and P(visible) = (V + AV) / n, add-`smoothing` smoothed.
+
+    Joined to `stat.csv` so that every class has its category and VGGSound clip count.
+    """
+    tags = read_vggsounder()
+    stat = read_stat()
+    frame = stat.merge(tags, on="label", how="left").fillna({"n": 0, "n_A": 0, "n_V": 0, "n_AV": 0})
+    denom = frame.n + 2 * smoothing
+    frame["p_audible"] = (frame.n_A + frame.n_AV + smoothing) / denom
+    frame["p_visible"] = (frame.n_V + frame.n_AV + smoothing) / denom
+    return frame
+
+
+def read_audioset_labels(path: str | Path = AUDIOSET_CSV) -> pd.DataFrame:
+    """AudioSet's 527 classes (`index, mid, display_name`)."""
+    return pd.read_csv(path)
+
+
+# --- clips on disk, the probe report, splits -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexSources:
+    """Where a profile's index, class table and clips are."""
+
+    index_csvs: tuple[Path, ...]
+    stat_csv: Path
+    clips_dir: Path
+
+
+def index_sources(profile: Profile) -> IndexSources:
+    """The files behind a profile's index: the embedded world's, or VGGSound's own."""
+    if profile.data.source == "world":
+        root = profile.world_dir
+        return IndexSources((root / "pretrain.csv", root / "vggsound.csv"), root / "stat.csv", root / "clips")
+    stat = Path(profile.data.stat_csv) if profile.data.stat_csv else STAT_CSV
+    return IndexSources((Path(profile.data.index_csv),), stat, Path(profile.data.clips_dir))
+
+
+def attach_paths(index: pd.DataFrame, clips_dir: str | Path) -> pd.DataFrame:
+    """Add `path` (the expected clip file) and `on_disk` columns."""
+    clips_dir = Path(clips_dir)
+    out = index.copy()
+    out["path"] = [str(clips_dir / f"{clip}.mp4") for clip in out["clip"]]
+    out["on_disk"] = [Path(p).is_file() for p in out.path]
+    return out
+
+
+def _probe_one(path: str) -> str:
+    """'' when the clip has a decodable audio and video stream, else the reason."""
+    from .media import MediaError, probe  # media pulls in decord; keep `data` importable without it
+
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        return str(exc)
+    missing = [name for name, has in (("audio", info.has_audio), ("video", info.has_video)) if not has]
+    return f"{path}: no {' or '.join(missing)} stream" if missing else ""
+
+
+def probe_clips(index: pd.DataFrame, report_path: str | Path | None = None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split an index (with `path`) into usable clips and a report of the dropped ones.
+
+    A clip is dropped, never fatal, when its file is missing or cannot be decoded; the report
+    has one row per dropped clip (clip, path, reason). Probe results are kept in
+    `report_path` (Parquet, keyed by path, size and mtime) so a clip is probed once.
+    """
+    known: dict[tuple[str, int, int], str] = {}
+    cache = Path(report_path) if report_path else None
+    if cache is not None and cache.is_file():
+        old = pd.read_parquet(cache)
+        known = {(p, s, m): r for p, s, m, r in zip(old.path, old["size"], old.mtime_ns, old.reason)}
+    rows = []
+    for path in tqdm(index.path, desc="probe clips", disable=not progress, unit="clip"):
+        try:
+            stat = Path(path).stat()
+        except FileNotFoundError:
+            rows.append((path, -1, -1, f"{path}: file not found"))
+            continue
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        reason = known[key] if key in known else _probe_one(path)
+        rows.append((*key, reason))
+    probed = pd.DataFrame(rows, columns=["path", "size", "mtime_ns", "reason"])
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        probed.to_parquet(cache)
+    bad = probed.reason.to_numpy() != ""
+    report = index.loc[bad, ["clip", "path"]].assign(reason=probed.reason[bad].to_numpy()).reset_index(drop=True)
+    return index.loc[~bad].reset_index(drop=True), report
+
+
+def build_splits(index: pd.DataFrame, analysis_per_class: int, switch_val_per_class: int, seed: int) -> pd.DataFrame:
+    """The paper's splits (Sec. 3.1, 4.2) from an index whose `split` is train/test/pretrain.
+
+    - `analysis`: `analysis_per_class` clips per class drawn (seeded) out of `train`;
+    - `finetune`: the rest of `train` (the analysis clips are excluded from finetuning);
+    - `test`: the official test split; `pretrain` rows (embedded world only) are kept as they are.
+    The analysis clips also get `switch_split`: `val` for `switch_val_per_class` of each class
+    (5 of 50 in the paper), `train` for the others; other rows get ''.
+    """
+    unknown = set(index.split) - {"train", "test", "pretrain"}
+    if unknown:
+        raise ValueError(f"unknown split value(s) {sorted(unknown)}: expected train, test or pretrain")
+    out = index.copy()
+    out["switch_split"] = ""
+    rng = np.random.default_rng(seed)
+    train = out[out.split == "train"].sort_values("clip")  # sorted: the draw must not depend on file order
+    short = []
+    for label, rows in train.groupby("label", sort=True):
+        take = min(analysis_per_class, len(rows))
+        if take < analysis_per_class:
+            short.append(f"{label} ({len(rows)})")
+        chosen = rng.permutation(rows.index.to_numpy())[:take]
+        n_val = min(switch_val_per_class, max(take - 1, 0))
+        out.loc[chosen, "split"] = "analysis"
+        out.loc[chosen[:n_val], "switch_split"] = "val"
+        out.loc[chosen[n_val:], "switch_split"] = "train"
+    out.loc[out.split == "train", "split"] = "finetune"
+    if short:
+        tqdm.write(f"build_splits: fewer than {analysis_per_class} train clips in: {', '.join(short)}")
+    return out
+
+
+def load_index(profile: Profile, probe: bool = True, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A profile's clip table with the paper's splits, and the report of dropped clips.
+
+    Columns: clip, ytid, start, label, category, split, switch_split, path.
+    """
+    sources = index_sources(profile)
+    index = pd.concat([read_index_csv(p) for p in sources.index_csvs], ignore_index=True)
+    stat = read_stat(sources.stat_csv)
+    unknown = sorted(set(index.label) - set(stat.label))
+    if unknown:
+        raise IndexError_(f"labels not in {sources.stat_csv}: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+    index = index.merge(stat[["label", "category"]], on="label", how="left")
+    index = attach_paths(index, sources.clips_dir)
+    if probe:
+        index, report = probe_clips(index, profile.results_dir / "probe.parquet", progress=progress)
+    else:
+        missing = ~index.on_disk
+        report = index.loc[missing, ["clip", "path"]].assign(reason="file not found").reset_index(drop=True)
+        index = index.loc[~missing].reset_index(drop=True)
+    splits = build_splits(index, profile.splits.analysis_per_class, profile.splits.switch_val_per_class, profile.splits.seed)
+    columns = ["clip", "ytid", "start", "label", "category", "split", "switch_split", "path"]
+    return splits[columns], report

@@ -1,0 +1,56 @@
+"""One function per figure. Each takes arrays or a tidy DataFrame and returns a matplotlib
+Figure; no file I/O here."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import torchaudio
+
+GROUP_COLOURS = {"heard": "#1f77b4", "seen": "#d62728", "both": "#7f7f7f", "unseen": "#2ca02c"}
+
+
+def log_mel(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64) -> np.ndarray:
+    """Log-mel power spectrogram (dB), 25-ms windows with a 10-ms hop, as audio taggers use."""
+    transform = torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=512, win_length=400, hop_length=160, n_mels=n_mels, f_min=50, f_max=sample_rate // 2
+    )
+    mel = transform(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
+    return (10 * torch.log10(mel + 1e-10)).numpy()
+
+
+def spectrogram(audio: np.ndarray, sample_rate: int = 16000, title: str = "", ax: plt.Axes | None = None) -> plt.Figure:
+    """A log-mel spectrogram with time in seconds."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 2.2))
+    mel = log_mel(audio, sample_rate)
+    duration = len(audio) / sample_rate
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[0]), vmin=mel.max() - 80)
+    ax.set(xlabel="time (s)", ylabel="mel bin", title=title)
+    return ax.figure
+
+
+def frame_strip(frames: np.ndarray, title: str = "", ax: plt.Axes | None = None) -> plt.Figure:
+    """The frames of a clip side by side (one per second at 1 fps)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(2.0 * len(frames), 12), 2.2))
+    gap = np.full((frames.shape[1], 2, 3), 255, dtype=np.uint8)
+    strip = np.concatenate([part for frame in frames for part in (frame, gap)][:-1], axis=1)
+    ax.imshow(strip)
+    ax.set_axis_off()
+    ax.set_title(title)
+    return ax.figure
+
+
+def class_rates(classes: pd.DataFrame) -> plt.Figure:
+    """P(audible) against P(visible) per class, coloured by the world's group."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    sns.scatterplot(data=classes, x="p_visible", y="p_audible", hue="group", palette=GROUP_COLOURS, s=50, ax=ax)
+    for row in classes.itertuples():
+        ax.annotate(row.label, (row.p_visible, row.p_audible), fontsize=6, alpha=0.7, xytext=(3, 2), textcoords="offset points")
+    ax.plot([0, 1], [0, 1], color="0.8", lw=1, zorder=0)
+    ax.set(xlim=(-0.02, 1.05), ylim=(-0.02, 1.05), xlabel="P(visible)", ylabel="P(audible)")
+    return fig

@@ -1,0 +1,63 @@
+"""The inputs every chapter shares: the clip table with its splits, the dropped-clip report and
+the question table. Built once per profile and stored under `results/<profile>/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import data, mcq
+from .config import Profile
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    clips: pd.DataFrame  # clip, ytid, start, label, category, split, switch_split, path
+    dropped: pd.DataFrame  # clip, path, reason
+    questions: pd.DataFrame  # clip, label, options, answer, answer_index, prompt, seed
+    classes: pd.DataFrame  # label, count, category of the option pool
+
+    def split(self, name: str) -> pd.DataFrame:
+        """The clips of one split joined to their questions."""
+        rows = self.clips[self.clips.split == name]
+        return rows.merge(self.questions.drop(columns=["label"]), on="clip", how="left")
+
+
+def ensure_world(profile: Profile, progress: bool = True) -> None:
+    """Build the embedded world when the profile runs on it (a no-op when it is up to date)."""
+    if profile.data.source == "world":
+        from .world import build_world  # the generator is only needed by the embedded profiles
+
+        build_world(profile, progress=progress)
+
+
+def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
+    """Index, probe, split and question every clip of the profile; store the tables."""
+    ensure_world(profile, progress=progress)
+    clips, dropped = data.load_index(profile, probe=True, progress=progress)
+    classes = data.read_stat(data.index_sources(profile).stat_csv)
+    counts = dict(zip(classes.label, classes["count"]))
+    out: Path = profile.results_dir
+    questions = mcq.load_or_build_questions(out / "questions.parquet", clips, counts, profile.mcq.seed, profile.mcq.n_options)
+    out.mkdir(parents=True, exist_ok=True)
+    clips.to_parquet(out / "clips.parquet")
+    dropped.to_csv(out / "dropped_clips.csv", index=False)
+    return StudyInputs(clips=clips, dropped=dropped, questions=questions, classes=classes)
+
+
+def split_summary(clips: pd.DataFrame) -> pd.DataFrame:
+    """Clips and classes per split, and clips per class (min / median / max)."""
+    per_class = clips.groupby(["split", "label"]).size()
+    table = pd.DataFrame(
+        {
+            "clips": clips.groupby("split").size(),
+            "classes": clips.groupby("split").label.nunique(),
+            "per class (min)": per_class.groupby(level=0).min(),
+            "per class (median)": per_class.groupby(level=0).median(),
+            "per class (max)": per_class.groupby(level=0).max(),
+        }
+    )
+    order = [s for s in ("pretrain", "analysis", "finetune", "test") if s in table.index]
+    return table.loc[order]
