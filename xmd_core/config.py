@@ -119,6 +119,29 @@ class McqConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    """Which checkpoints the adapters load, and how."""
+
+    kind: str = "tiny"  # "tiny": the embedded experts under artifacts/; "hub": the registry's hub ids
+    dtype: str = "float32"  # "bfloat16" on GPUs
+    device_map: str = ""  # "" keeps the model on the CPU; "auto" spreads it over the GPUs
+    batch_size: int = 16
+    evaluate: tuple[str, ...] = ("qwen2-audio", "qwen2-vl", "qwen2.5-vl", "qwen2.5-omni")
+
+    def validate(self, where: str) -> None:
+        if self.kind not in ("tiny", "hub"):
+            raise ConfigError(f"{where}.kind must be 'tiny' or 'hub' (got {self.kind!r})")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"{where}.dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
+        _positive(where, "batch_size", self.batch_size)
+        from .models.registry import REGISTRY  # late: the registry imports this module
+
+        unknown = [name for name in self.evaluate if name not in REGISTRY]
+        if unknown:
+            raise ConfigError(f"{where}.evaluate: unknown model(s) {unknown}; registered: {', '.join(REGISTRY)}")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     artifacts_dir: Path
@@ -128,6 +151,7 @@ class Profile:
     splits: SplitConfig = field(default_factory=SplitConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     mcq: McqConfig = field(default_factory=McqConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     source_file: Path | None = None
 
     @property
@@ -156,6 +180,7 @@ _SECTIONS = {
     "splits": SplitConfig,
     "media": MediaConfig,
     "mcq": McqConfig,
+    "models": ModelsConfig,
 }
 
 
@@ -173,6 +198,10 @@ def _coerce(where: str, key: str, value: Any, kind: Any) -> Any:
     """Check one YAML value against the dataclass field's type (ints are accepted for floats)."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{key} must be a list of strings (got {value!r})")
+        return tuple(value)
     if kind in (int, float, str, bool):
         if isinstance(value, bool) and kind is not bool:
             raise ConfigError(f"{where}.{key} must be {kind.__name__} (got {value!r})")
@@ -251,6 +280,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "McqConfig",
+    "ModelsConfig",
     "MediaConfig",
     "PACKAGE_DATA",
     "Profile",

@@ -1,0 +1,99 @@
+"""Models by name (as lm-evaluation-harness does): the registry and the loader.
+
+The full profile loads each model from its hub id; the embedded profiles load the tiny expert
+checkpoint of the same class from `artifacts/<profile>/checkpoints/<name>/`. Both go through
+`from_pretrained`; nothing else differs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from ..config import Profile
+from .adapters import CONDITIONS, Adapter, ModelSpec, Qwen2AudioAdapter, Qwen2VLAdapter, Qwen25OmniAdapter, Qwen25VLAdapter
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded here: a missing package, checkpoint or unsupported profile."""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("qwen2-audio", "Qwen2-Audio-7B-Instruct", "Qwen/Qwen2-Audio-7B-Instruct", "audio", Qwen2AudioAdapter, ("audio",)),
+        ModelSpec("qwen2-vl", "Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "visual", Qwen2VLAdapter, ("silent_video",)),
+        ModelSpec("qwen2.5-vl", "Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "visual", Qwen25VLAdapter, ("silent_video",)),
+        ModelSpec("qwen2.5-omni", "Qwen2.5-Omni-7B", "Qwen/Qwen2.5-Omni-7B", "audio-visual", Qwen25OmniAdapter, CONDITIONS),
+        # Remote-code models of Table 1: no tiny version (their code lives on the hub, not in
+        # transformers), so they run in the full profile only, with their own packages installed.
+        ModelSpec(
+            "qwen-audio-chat", "Qwen-Audio-Chat (7B)", "Qwen/Qwen-Audio-Chat", "audio", None, ("audio",),
+            tiny=False, remote_code=True, requires=("tiktoken", "transformers_stream_generator"),
+        ),
+        ModelSpec(
+            "kimi-audio", "Kimi-Audio-7B-Instruct", "moonshotai/Kimi-Audio-7B-Instruct", "audio", None, ("audio",),
+            tiny=False, remote_code=True, requires=("kimia_infer", "flash_attn"),
+        ),
+        ModelSpec(
+            "videollama3", "VideoLLaMA3-7B", "DAMO-NLP-SG/VideoLLaMA3-7B", "visual", None, ("silent_video",),
+            tiny=False, remote_code=True, requires=("flash_attn", "decord"),
+        ),
+    )
+}
+
+# The model family of each registry entry's tiny checkpoint.
+TINY_FAMILY = {"qwen2-audio": "qwen2_audio", "qwen2-vl": "qwen2_vl", "qwen2.5-vl": "qwen2_5_vl", "qwen2.5-omni": "qwen2_5_omni"}
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def missing_packages(spec: ModelSpec) -> list[str]:
+    return [pkg for pkg in spec.requires if importlib.util.find_spec(pkg) is None]
+
+
+def checkpoint_path(name: str, profile: Profile) -> str:
+    """Where `from_pretrained` finds the model in this profile: a local folder or a hub id."""
+    spec = get_spec(name)
+    if profile.models.kind == "hub":
+        return spec.hub_id
+    return str(profile.artifacts_dir / "checkpoints" / name)
+
+
+def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None, adapter_dir: str | Path | None = None) -> Adapter:
+    """Load a registered model and wrap it in its adapter.
+
+    `checkpoint` overrides the profile's location (tests, an expert in training); `adapter_dir`
+    is a LoRA adapter saved by `save_pretrained`, applied on top (distilled models).
+    """
+    import transformers
+
+    spec = get_spec(name)
+    if spec.adapter is None:
+        missing = missing_packages(spec)
+        needs = f"its packages ({', '.join(missing)} missing) and " if missing else ""
+        raise ModelUnavailable(
+            f"{spec.display} ({spec.hub_id}) runs its own remote code; it needs {needs}the hub checkpoint, "
+            "and has no letter-scoring adapter in xmd_core yet. It is registered so that Table 1 lists it."
+        )
+    if profile.models.kind == "tiny" and not spec.tiny:
+        raise ModelUnavailable(f"{spec.display} has no tiny checkpoint; it runs in the full profile only")
+    where = str(checkpoint or checkpoint_path(name, profile))
+    if profile.models.kind == "tiny" and not Path(where).is_dir():
+        raise ModelUnavailable(f"no checkpoint for {name!r} at {where}: build the tiny experts first (xmd experts --profile {profile.name})")
+    dtype = getattr(torch, profile.models.dtype)
+    model_class = getattr(transformers, spec.adapter.model_class)
+    model = model_class.from_pretrained(where, dtype=dtype, device_map=profile.models.device_map or None)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    processor = transformers.AutoProcessor.from_pretrained(where)
+    return spec.adapter(name, model, processor, spec.conditions)
