@@ -142,6 +142,33 @@ class ModelsConfig:
 
 
 @dataclass(frozen=True)
+class ExpertsConfig:
+    """Training of the tiny modality experts (embedded profiles only; see ARCHITECTURE.md)."""
+
+    seed: int = 0
+    steps: int = 4000  # phase 1: informative clips only (the class is heard / seen)
+    mix_steps: int = 800  # phase 2: the world's real mix, so uninformative clips give flat answers
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    align_weight: float = 1.0  # auxiliary loss: media tokens toward the class-name embedding
+    eval_every: int = 200
+    eval_clips: int = 256
+    max_restarts: int = 2  # a run still at chance after `plateau_steps` restarts with a new seed
+    plateau_steps: int = 3000
+
+    def validate(self, where: str) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_clips", "plateau_steps"):
+            _positive(where, name, getattr(self, name))
+        for name in ("mix_steps", "warmup_steps", "max_restarts"):
+            _at_least(where, name, getattr(self, name), 0)
+        _positive(where, "lr", self.lr)
+        _at_least(where, "weight_decay", self.weight_decay, 0)
+        _at_least(where, "align_weight", self.align_weight, 0)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     artifacts_dir: Path
@@ -152,6 +179,7 @@ class Profile:
     media: MediaConfig = field(default_factory=MediaConfig)
     mcq: McqConfig = field(default_factory=McqConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     source_file: Path | None = None
 
     @property
@@ -181,6 +209,7 @@ _SECTIONS = {
     "media": MediaConfig,
     "mcq": McqConfig,
     "models": ModelsConfig,
+    "experts": ExpertsConfig,
 }
 
 
@@ -279,6 +308,7 @@ def replace(profile: Profile, **sections: dict[str, Any]) -> Profile:
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "ExpertsConfig",
     "McqConfig",
     "ModelsConfig",
     "MediaConfig",
