@@ -54,3 +54,41 @@ def class_rates(classes: pd.DataFrame) -> plt.Figure:
     ax.plot([0, 1], [0, 1], color="0.8", lw=1, zorder=0)
     ax.set(xlim=(-0.02, 1.05), ylim=(-0.02, 1.05), xlabel="P(visible)", ylabel="P(audible)")
     return fig
+
+
+def figure1(wide: pd.DataFrame, chosen: pd.DataFrame, bars: dict[str, str]) -> plt.Figure:
+    """Figure 1: class-wise accuracy on the chosen classes, in the paper's three rows.
+
+    `wide` holds accuracies (0-1) indexed by class; `chosen` has `label` and `row`; `bars` maps
+    a column of `wide` to its legend name, in drawing order.
+    """
+    rows = list(dict.fromkeys(chosen["row"]))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 3.1 * len(rows)), sharey=True)
+    axes = np.atleast_1d(axes)
+    palette = sns.color_palette("tab10", len(bars))
+    width = 0.8 / len(bars)
+    for ax, row in zip(axes, rows):
+        labels = chosen.loc[chosen["row"] == row, "label"].tolist()
+        x = np.arange(len(labels))
+        for k, (column, name) in enumerate(bars.items()):
+            ax.bar(x + (k - (len(bars) - 1) / 2) * width, 100 * wide.loc[labels, column].to_numpy(), width, label=name, color=palette[k])
+        ax.set_xticks(x, [textwrap_label(label) for label in labels], fontsize=7)
+        ax.set(ylabel="accuracy (%)", ylim=(0, 105), title=row)
+    axes[0].legend(ncol=len(bars), fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def textwrap_label(label: str, width: int = 14) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width))
+
+
+def letter_bias(bias: pd.DataFrame) -> plt.Figure:
+    """Accuracy by answer letter, one line per model row (position bias)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.lineplot(data=bias.assign(acc=100 * bias["acc"]), x="letter", y="acc", hue="row", marker="o", ax=ax)
+    ax.set(ylabel="accuracy (%)", xlabel="answer letter", ylim=(0, 105))
+    ax.legend(fontsize=7, loc="lower left")
+    return fig

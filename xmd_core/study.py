@@ -33,6 +33,17 @@ def ensure_world(profile: Profile, progress: bool = True) -> None:
         build_world(profile, progress=progress)
 
 
+def ensure_models(profile: Profile, names: tuple[str, ...] | None = None, progress: bool = True) -> None:
+    """Make the profile's checkpoints loadable: the embedded profiles train their tiny experts
+    (cached by config hash); the full profile's hub checkpoints load by id."""
+    if profile.models.kind == "tiny":
+        from .experts import train_experts
+        from .models.registry import REGISTRY
+
+        wanted = [n for n in (names or profile.models.evaluate) if REGISTRY[n].tiny]
+        train_experts(profile, names=wanted, progress=progress)
+
+
 def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
     """Index, probe, split and question every clip of the profile; store the tables."""
     ensure_world(profile, progress=progress)

@@ -26,11 +26,11 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("qwen2-audio", "Qwen2-Audio-7B-Instruct", "Qwen/Qwen2-Audio-7B-Instruct", "audio", Qwen2AudioAdapter, ("audio",)),
         ModelSpec("qwen2-vl", "Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "visual", Qwen2VLAdapter, ("silent_video",)),
         ModelSpec("qwen2.5-vl", "Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "visual", Qwen25VLAdapter, ("silent_video",)),
-        ModelSpec("qwen2.5-omni", "Qwen2.5-Omni-7B", "Qwen/Qwen2.5-Omni-7B", "audio-visual", Qwen25OmniAdapter, CONDITIONS),
+        ModelSpec("qwen2.5-omni", "Qwen2.5-Omni", "Qwen/Qwen2.5-Omni-7B", "audio-visual", Qwen25OmniAdapter, CONDITIONS),
         # Remote-code models of Table 1: no tiny version (their code lives on the hub, not in
         # transformers), so they run in the full profile only, with their own packages installed.
         ModelSpec(
-            "qwen-audio-chat", "Qwen-Audio-Chat (7B)", "Qwen/Qwen-Audio-Chat", "audio", None, ("audio",),
+            "qwen-audio-chat", "Qwen-Audio-Chat", "Qwen/Qwen-Audio-Chat", "audio", None, ("audio",),
             tiny=False, remote_code=True, requires=("tiktoken", "transformers_stream_generator"),
         ),
         ModelSpec(
@@ -38,7 +38,7 @@ REGISTRY: dict[str, ModelSpec] = {
             tiny=False, remote_code=True, requires=("kimia_infer", "flash_attn"),
         ),
         ModelSpec(
-            "videollama3", "VideoLLaMA3-7B", "DAMO-NLP-SG/VideoLLaMA3-7B", "visual", None, ("silent_video",),
+            "videollama3", "VideoLLaMA3", "DAMO-NLP-SG/VideoLLaMA3-7B", "visual", None, ("silent_video",),
             tiny=False, remote_code=True, requires=("flash_attn", "decord"),
         ),
     )

@@ -258,6 +258,7 @@ def build_tiny_checkpoint(family: str, out_dir: str | Path, class_names: list[st
             audio_end_token_id=ids["audio_eos_token"],
             vision_start_token_id=ids["vision_bos_token"],
             vision_end_token_id=ids["vision_eos_token"],
+            tie_word_embeddings=True,  # the thinker ties at its own level, not the text config's
         )
         model = tf.Qwen2_5OmniThinkerForConditionalGeneration(config)
         image_proc, video_proc = _vision_processors(sizes)

@@ -1,0 +1,107 @@
+"""Every adapter on its tiny checkpoint: inputs, letter tokens, batched = single, scoring vs generation."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from xmd_core import data
+from xmd_core.config import load_profile
+from xmd_core.mcq import LETTERS, format_prompt
+from xmd_core.models import REGISTRY, TINY_FAMILY, ModelUnavailable, Sample, load_model
+from xmd_core.models.tiny import build_tiny_checkpoint, build_tokenizer
+from xmd_core.scoring import generate_answers, parse_letter, predicted_letters, score_letters
+
+CLASSES = data.read_stat().label.tolist()[:40]
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "artifacts", results_dir=root / "results")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(profile):
+    return {name: build_tiny_checkpoint(family, profile.artifacts_dir / "checkpoints" / name, CLASSES)
+            for name, family in TINY_FAMILY.items()}
+
+
+def _samples(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    # different audio lengths and prompts, so the batch really is padded
+    return [Sample(f"clip{i}", format_prompt(CLASSES[i : i + 10]), (0.1 * rng.standard_normal(32000 - 6000 * i)).astype(np.float32),
+                   rng.integers(0, 255, (2, 96, 128, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def test_tokenizer_letters_and_class_names_are_single_tokens():
+    tok = build_tokenizer(CLASSES, "qwen2_audio")
+    assert all(len(tok.encode(letter, add_special_tokens=False)) == 1 for letter in LETTERS)
+    assert all(len(tok.encode(name, add_special_tokens=False)) == 1 for name in CLASSES)
+    assert tok.padding_side == "left"
+
+
+@pytest.mark.parametrize("name", list(TINY_FAMILY))
+def test_adapter_inputs_and_batched_equals_single(name, profile, checkpoints):
+    adapter = load_model(name, profile)
+    assert type(adapter.model).__name__ == REGISTRY[name].adapter.model_class
+    assert adapter.letter_ids.shape == (10,) and len(set(adapter.letter_ids.tolist())) == 10
+    samples = _samples()
+    for condition in adapter.conditions:
+        batch = adapter.inputs(samples, condition)
+        ids = batch["input_ids"]
+        assert (batch["attention_mask"][:, -1] == 1).all(), "left padding keeps the answer position last"
+        text = adapter.processor.tokenizer.decode(ids[0])
+        assert "Classify the sounding object" in text and text.rstrip().endswith("assistant")
+        tokens = adapter.processor.tokenizer
+        if condition in ("audio", "sounded_video"):
+            assert (ids == tokens.convert_tokens_to_ids(tokens.audio_token)).sum() > 0
+        if condition in ("silent_video", "sounded_video"):
+            assert (ids == tokens.convert_tokens_to_ids(tokens.video_token)).sum() > 0
+        together = score_letters(adapter, samples, condition)
+        alone = np.stack([score_letters(adapter, [s], condition)[0] for s in samples])
+        np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_condition_outside_the_model_is_refused(profile, checkpoints):
+    adapter = load_model("qwen2-audio", profile)
+    with pytest.raises(ValueError, match="silent_video"):
+        score_letters(adapter, _samples(1), "silent_video")
+
+
+def _favour_letters(adapter):
+    """Scale the output rows of the letters so the next token is always some letter."""
+    head = adapter.model.get_output_embeddings().weight
+    with torch.no_grad():
+        head[adapter.letter_ids] *= 60.0
+
+
+@pytest.mark.parametrize("name", list(TINY_FAMILY))
+def test_letter_scoring_equals_greedy_generation_first_letter(name, profile, checkpoints):
+    adapter = load_model(name, profile)
+    _favour_letters(adapter)
+    samples = _samples(4, seed=1)
+    for condition in adapter.conditions:
+        scored = predicted_letters(score_letters(adapter, samples, condition))
+        generated = generate_answers(adapter, samples, condition, max_new_tokens=3)
+        assert [g[:1] for g in generated] == scored, (condition, generated, scored)
+
+
+@pytest.mark.parametrize(("text", "letter"), [("A", "A"), ("B.", "B"), ("(C) playing piano", "C"), ("The answer is D", "D"),
+                                              ("  J\n", "J"), ("K", None), ("dog barking", None), ("", None)])
+def test_parse_letter(text, letter):
+    assert parse_letter(text) == letter
+
+
+def test_remote_code_models_name_what_is_missing(profile):
+    with pytest.raises(ModelUnavailable, match="kimia_infer"):
+        load_model("kimi-audio", profile)
+    with pytest.raises(KeyError, match="registered"):
+        load_model("gpt-5", profile)
+
+
+def test_missing_tiny_checkpoint_says_how_to_build_it(tmp_path):
+    profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=tmp_path)
+    with pytest.raises(ModelUnavailable, match="xmd experts"):
+        load_model("qwen2-vl", profile)

@@ -1,0 +1,100 @@
+"""Tables of the analysis chapter, computed from the stored predictions (no model runs here)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from . import stats
+from .config import Profile
+from .evaluate import load_predictions
+from .models.registry import REGISTRY
+from .paper import paper_numbers
+
+CONDITION_NAMES = {"audio": "audio", "silent_video": "silent video", "sounded_video": "sounded video"}
+
+
+def finished_runs(profile: Profile) -> pd.DataFrame:
+    """Every finished (run, split, condition) under `results/<profile>/predictions/`."""
+    rows = []
+    for record_path in sorted((profile.results_dir / "predictions").glob("*/*/*/run.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("status") == "done":
+            rows.append({k: record[k] for k in ("run", "model", "split", "condition", "mode", "clips", "errors", "accuracy")} | {
+                "wall_s": record["timings"]["wall_s"], "media_wait_s": record["timings"]["media_wait_s"]})
+    return pd.DataFrame(rows)
+
+
+def collect(profile: Profile, runs: pd.DataFrame) -> pd.DataFrame:
+    """The predictions of the given finished runs, one table, with `model` beside `run`."""
+    parts = [load_predictions(profile, r.run, r.split, r.condition).assign(model=r.model) for r in runs.itertuples()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def row_name(model: str, condition: str) -> str:
+    """The Table 1 row of a model under a condition (the paper names Omni's condition)."""
+    spec = REGISTRY[model]
+    return f"{spec.display} ({CONDITION_NAMES[condition]})" if len(spec.conditions) > 1 else spec.display
+
+
+def table1(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Accuracy (%) with 95% bootstrap intervals per model row and split, the paper's beside.
+
+    Error rows count as wrong answers; their number is shown.
+    """
+    acc = stats.accuracy_table(predictions, by=["model", "condition", "split"], seed=seed)
+    errors = predictions.groupby(["model", "condition", "split"])["error"].apply(lambda e: int((e != "").sum()))
+    acc = acc.merge(errors.rename("errors").reset_index(), on=["model", "condition", "split"])
+    acc["row"] = [row_name(m, c) for m, c in zip(acc["model"], acc["condition"])]
+    acc["cell"] = [f"{100 * a:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for a, lo, hi in zip(acc["acc"], acc["low"], acc["high"])]
+    wide = acc.pivot(index="row", columns="split", values="cell")
+    wide.columns = [f"{split} (this run)" for split in wide.columns]
+    paper = paper_numbers("table1").pivot(index="row", columns="column", values="value")
+    paper.columns = [f"{split} (paper)" for split in paper.columns]
+    order = [row_name(m, c) for m in REGISTRY for c in REGISTRY[m].conditions]
+    table = wide.join(paper, how="outer")
+    table = table.loc[[r for r in order if r in table.index] + [r for r in table.index if r not in order]]
+    table["errors"] = acc.groupby("row")["errors"].sum().reindex(table.index).fillna(0).astype(int)
+    return table
+
+
+def classwise(predictions: pd.DataFrame, split: str, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Class-wise accuracy of chosen (model, condition) pairs on one split.
+
+    `columns` maps a column name to (model, condition), e.g. {"audio": ("qwen2-audio", "audio")}.
+    """
+    parts = []
+    for column, (model, condition) in columns.items():
+        rows = predictions[(predictions["split"] == split) & (predictions["model"] == model) & (predictions["condition"] == condition)]
+        if rows.empty:
+            raise ValueError(f"no predictions of {model} under {condition} on {split}")
+        parts.append(rows.assign(column=column))
+    return stats.classwise_accuracy(pd.concat(parts), model_col="column")
+
+
+def audio_vs_visual_count(wide: pd.DataFrame, audio: str = "audio", visual: str = "visual") -> dict[str, int]:
+    """In how many classes each model is ahead (the paper: Qwen2-VL better in 226 of 286)."""
+    gap = wide[visual] - wide[audio]
+    return {"classes": int(len(gap)), "visual better": int((gap > 0).sum()), "audio better": int((gap < 0).sum()), "tied": int((gap == 0).sum())}
+
+
+def letter_bias(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy by answer letter for every model row and split (position bias)."""
+    parts = []
+    for (model, condition, split), rows in predictions.groupby(["model", "condition", "split"]):
+        parts.append(stats.accuracy_by_letter(rows).assign(row=row_name(model, condition), split=split))
+    return pd.concat(parts, ignore_index=True)
+
+
+def scoring_agreement(letters: pd.DataFrame, generated: pd.DataFrame) -> pd.DataFrame:
+    """Agreement of letter scoring with greedy generation, per model row (same clips)."""
+    rows = []
+    for (model, condition, split), gen in generated.groupby(["model", "condition", "split"]):
+        sel = letters[(letters["model"] == model) & (letters["condition"] == condition) & (letters["split"] == split)]
+        both = sel.merge(gen[["clip", "predicted", "correct"]], on="clip", suffixes=("_letters", "_generate"))
+        result = stats.agreement_rate(both["predicted_letters"], both["predicted_generate"])
+        rows.append({"row": row_name(model, condition), "split": split, "clips": result["n"], "agreement": result["rate"],
+                     "unparseable": int(both["predicted_generate"].isna().sum()),
+                     "acc letters": both["correct_letters"].mean(), "acc generate": both["correct_generate"].mean()})
+    return pd.DataFrame(rows)
