@@ -1,0 +1,105 @@
+"""Resumable evaluation: shards, a killed run that resumes, error rows for corrupt clips."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xmd_core import data, mcq
+from xmd_core.config import load_profile
+from xmd_core.evaluate import evaluate, load_predictions, load_record, run_dir
+from xmd_core.models import load_model
+from xmd_core.models.tiny import build_tiny_checkpoint
+
+CLASSES = data.read_stat().label.tolist()[:40]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, real_clip):
+    root = tmp_path_factory.mktemp("evaluate")
+    profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "artifacts", results_dir=root / "results")
+    build_tiny_checkpoint("qwen2_audio", profile.artifacts_dir / "checkpoints" / "qwen2-audio", CLASSES)
+    clips_dir = root / "clips"
+    clips_dir.mkdir()
+    names = [f"clip{i:02d}_000001" for i in range(7)]
+    for name in names:
+        os.link(real_clip, clips_dir / f"{name}.mp4")
+    (clips_dir / "broken_000001.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    table = pd.DataFrame({"clip": names + ["broken_000001"], "label": [CLASSES[i % 5] for i in range(len(names) + 1)]})
+    table["path"] = [str(clips_dir / f"{c}.mp4") for c in table["clip"]]
+    questions = mcq.build_questions(table, {c: 100 + i for i, c in enumerate(CLASSES)}, seed=0)
+    return profile, table.merge(questions.drop(columns=["label"]), on="clip")
+
+
+def test_predictions_and_error_rows(setup):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    out = evaluate(adapter, profile, clips, "audio", "test", run="plain", shard_size=3, progress=False)
+    assert len(out) == len(clips) and sorted(out["clip"]) == sorted(clips["clip"])
+    broken = out.set_index("clip").loc["broken_000001"]
+    assert "broken_000001" in broken["error"] and pd.isna(broken["predicted"]) and not broken["correct"]
+    good = out[out["error"] == ""]
+    assert good["predicted"].isin(list("ABCDEFGHIJ")).all()
+    assert all(np.isfinite(v).all() and len(v) == 10 for v in good["letter_logits"])
+    assert (good["correct"] == (good["predicted"] == good["answer"])).all()
+    record = load_record(profile, "plain", "test", "audio")
+    assert record["status"] == "done" and record["errors"] == 1 and record["clips"] == len(clips)
+    assert {"torch", "transformers"} <= set(record["versions"]) and record["git_commit"]
+    assert len(list(run_dir(profile, "plain", "test", "audio").glob("shard-*.parquet"))) == 3
+
+
+def test_a_killed_run_resumes_to_the_same_predictions(setup, tmp_path):
+    profile, clips = setup
+    clips.to_pickle(tmp_path / "clips.pkl")
+    script = textwrap.dedent(f"""
+        import dataclasses, pickle, time
+        from pathlib import Path
+        import pandas as pd
+        from xmd_core.config import load_profile
+        from xmd_core.evaluate import evaluate
+        from xmd_core.models import load_model
+        profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=Path({str(profile.artifacts_dir)!r}), results_dir=Path({str(profile.results_dir)!r}))
+        adapter = load_model("qwen2-audio", profile)
+        slow_inputs = adapter.inputs
+        def inputs(samples, condition):
+            time.sleep(1.0)  # slow enough to be killed between shards
+            return slow_inputs(samples, condition)
+        adapter.inputs = inputs
+        evaluate(adapter, profile, pd.read_pickle({str(tmp_path / "clips.pkl")!r}), "audio", "test", run="killed", shard_size=2, progress=False)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script])
+    first = run_dir(profile, "killed", "test", "audio") / "shard-00000.parquet"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    assert first.exists(), "the child wrote no shard"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    done_before = sorted(p.name for p in first.parent.glob("shard-*.parquet"))
+    assert len(done_before) < 4, "killed too late to test resuming"
+    stamp = first.stat().st_mtime_ns
+    assert load_record(profile, "killed", "test", "audio")["status"] == "running"
+
+    adapter = load_model("qwen2-audio", profile)
+    resumed = evaluate(adapter, profile, clips, "audio", "test", run="killed", shard_size=2, progress=False)
+    assert first.stat().st_mtime_ns == stamp, "a finished shard was redone"
+    whole = evaluate(adapter, profile, clips, "audio", "test", run="whole", shard_size=2, progress=False)
+    columns = ["clip", "predicted", "correct", "error"]
+    pd.testing.assert_frame_equal(resumed[columns], whole[columns])
+    np.testing.assert_allclose(np.stack(resumed["letter_logits"]), np.stack(whole["letter_logits"]), atol=1e-6, equal_nan=True)
+
+
+def test_a_changed_plan_is_refused(setup):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=4, progress=False)
+    with pytest.raises(RuntimeError, match="another plan"):
+        evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=2, progress=False)
+    assert len(load_predictions(profile, "plan", "test", "audio")) == len(clips)
