@@ -1,0 +1,59 @@
+"""The embedded world (WORLD.md): simulated "visible sounds" whose structure comes from real
+annotations, written as real mp4 clips with a VGGSound-format index.
+
+API
+- `select_classes(world_cfg)`: the world's classes, in groups heard / seen / both / unseen;
+- `build_world(profile, workers=None, progress=True) -> WorldPaths`: clips + index on disk
+  (idempotent, resumable; see `build`);
+- `draw_clip`, `render_clip`: one clip's draw and its media (tests, notebooks);
+- `load_clips(paths)`: the clip table with every draw.
+
+The sensory gap, and where it comes from
+1. The real rates. Each clip is `audible ~ Bernoulli(p_audible)` and `visible ~
+   Bernoulli(p_visible)` with VGGSounder's per-class rates (`classes.RATE_GAMMA` = 1: used as
+   they are, no sharpening was needed). An inaudible clip holds only background noise (at times
+   a faint sound of another class); an invisible one only a background scene (at times a
+   bystander person). Backgrounds and scenes come from pools shared by all classes, so a clip
+   without the signal says nothing about its class (WORLD.md's "category's scene" would give
+   the category away in a 10-option question, so it is not used).
+2. Confusability by category (`classes.EAR_SPREAD`, `classes.EYE_SPREAD`). Sports and tools
+   classes sound alike (their sound parameters lie close together, with a large per-clip
+   jitter) but look different; people classes look alike (every people clip shows a person; the
+   classes differ only by a badge's hue and the arms' pose) but sound different. Animals, music,
+   others, vehicles sound and look distinct; nature and home are in between.
+"""
+
+from .build import (
+    GENERATOR_VERSION,
+    WorldPaths,
+    build_world,
+    is_complete,
+    load_clips,
+    plan_world,
+    world_paths,
+    write_mp4,
+)
+from .classes import EAR_SPREAD, EYE_SPREAD, GROUPS, PRETRAIN_GROUPS, RATE_GAMMA, class_signature, select_classes
+from .clips import ClipDraw, draw_clip, render_clip, signatures
+
+__all__ = [
+    "EAR_SPREAD",
+    "EYE_SPREAD",
+    "GENERATOR_VERSION",
+    "GROUPS",
+    "PRETRAIN_GROUPS",
+    "RATE_GAMMA",
+    "ClipDraw",
+    "WorldPaths",
+    "build_world",
+    "class_signature",
+    "draw_clip",
+    "is_complete",
+    "load_clips",
+    "plan_world",
+    "render_clip",
+    "select_classes",
+    "signatures",
+    "world_paths",
+    "write_mp4",
+]
