@@ -13,13 +13,20 @@ from pathlib import Path
 
 import papermill
 
-from .config import REPO_ROOT, Profile
+from .config import PROFILES_DIR, REPO_ROOT, Profile
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 
 # In reading order; each later issue adds its chapters here.
 STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis")
+
+
+def profile_parameter(profile: Profile) -> str:
+    """The profile's name when it is one of the repository's profiles, else its file's path."""
+    if profile.source_file == (PROFILES_DIR / f"{profile.name}.yaml").resolve():
+        return profile.name
+    return str(profile.source_file)
 
 
 def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:
@@ -32,7 +39,7 @@ def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **pa
     papermill.execute_notebook(
         str(source),
         str(target),
-        parameters={"profile": str(profile.source_file), **parameters},
+        parameters={"profile": profile_parameter(profile), **parameters},
         cwd=str(out_dir),
         kernel_name="python3",
         progress_bar=False,
