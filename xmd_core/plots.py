@@ -74,7 +74,7 @@ def figure1(wide: pd.DataFrame, chosen: pd.DataFrame, bars: dict[str, str]) -> p
             ax.bar(x + (k - (len(bars) - 1) / 2) * width, 100 * wide.loc[labels, column].to_numpy(), width, label=name, color=palette[k])
         ax.set_xticks(x, [textwrap_label(label) for label in labels], fontsize=7)
         ax.set(ylabel="accuracy (%)", ylim=(0, 105), title=row)
-    axes[0].legend(ncol=len(bars), fontsize=8, loc="lower right")
+    axes[0].legend(ncol=min(len(bars), 3), fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,207 @@
+"""A simulated panel of observers for the embedded profile (WORLD.md, "Humans in the embedded
+profile"). It is a simulation, not people: wherever its trials appear they carry
+``source = "simulated"``, and the book labels them so.
+
+Each clip of the embedded world drew whether its class can be heard (``audible``) and seen
+(``visible``). An observer answers a trial in three steps:
+
+1. *Is the cue there?* Ears (``audio``) need an audible clip, eyes (``silent_video``) a visible
+   one, ears and eyes (``sounded_video``) either.
+2. *Is it recognised?* With the cue there, the observer recognises the class with probability
+   ``sigmoid(base + ability[participant] + ease[clip])``: ``base`` per channel (both channels
+   together when the clip is audible and visible under sounded video), participant ability and
+   clip ease random effects with standard deviations ``ability_sd`` and ``clip_sd``.
+3. *Otherwise* (no cue, not recognised, or a lapse of attention at the participant's own lapse
+   rate, drawn from a Beta distribution) the observer guesses among the options; a small share of
+   trials is skipped. A video whose object is not visible still shows the scene of the class's
+   category (WORLD.md), so there, on a share ``scene_context`` of trials, the guess is among the
+   options of that category, as some of the paper's participants said they did ("If there was no
+   sound, I guessed what I would hear based on the video").
+
+The default parameters are chosen, not fitted, so that on the embedded world's Figure-1 classes
+the panel lands in the range the paper's people reached (ears 71.9%, eyes 74.1%, ears and eyes
+84.2%); they say nothing about real listeners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..config import Profile
+from ..mcq import LETTERS
+from .schema import validate_trials
+
+
+@dataclass(frozen=True)
+class PanelParams:
+    logit_audio: float = 1.6  # log-odds of recognising the class from its sound, the cue being there
+    logit_silent_video: float = 2.6  # ... from its picture
+    logit_sounded_video: float = 2.8  # ... from both, when the clip is audible and visible
+    ability_sd: float = 0.5  # participant random effect (log-odds)
+    clip_sd: float = 0.8  # clip random effect (log-odds), shared by the three conditions
+    lapse_mean: float = 0.03  # mean per-participant lapse rate (a guess whatever the clip)
+    lapse_concentration: float = 40.0  # Beta(mean * c, (1 - mean) * c)
+    guess_when_unsure: bool = True  # unrecognised: guess among all options (else pick a wrong one)
+    scene_context: float = 0.3  # share of object-less videos where the guess uses the scene's category
+    skip_rate: float = 0.005
+    rt_median_s: float = 4.5  # response time of an audio trial; video trials add rt_video_s
+    rt_video_s: float = 1.0
+    rt_sd_log: float = 0.45
+    rt_unsure_factor: float = 1.4  # unrecognised trials take longer
+
+    def validate(self) -> None:
+        for name in ("ability_sd", "clip_sd", "rt_sd_log", "rt_video_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PanelParams.{name} must be >= 0 (got {getattr(self, name)})")
+        for name in ("lapse_mean", "skip_rate"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"PanelParams.{name} must lie in [0, 1) (got {getattr(self, name)})")
+        if not 0 <= self.scene_context <= 1:
+            raise ValueError(f"PanelParams.scene_context must lie in [0, 1] (got {self.scene_context})")
+        if self.lapse_concentration <= 0 or self.rt_median_s <= 0 or self.rt_unsure_factor <= 0:
+            raise ValueError("PanelParams.lapse_concentration, rt_median_s and rt_unsure_factor must be > 0")
+
+    def table(self) -> pd.DataFrame:
+        """The parameters as a two-column table, for the book."""
+        return pd.DataFrame({"parameter": list(asdict(self)), "value": list(asdict(self).values())})
+
+
+def world_clip_info(profile: Profile) -> pd.DataFrame:
+    """clip, audible, visible of every clip of the embedded world (the draws behind each clip)."""
+    if profile.data.source != "world":
+        raise ValueError(
+            f"profile {profile.name!r} runs on real clips ({profile.data.source}); the simulated panel exists only in the "
+            f"embedded world. Run the listening/viewing test (xmd_core.humans.widget) and pass its trials file instead."
+        )
+    path = profile.world_dir / "clips.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no world index at {path}: build the world first (xmd world --profile {profile.name})")
+    return pd.read_csv(path, usecols=["clip", "audible", "visible"], dtype={"clip": str})
+
+
+def world_categories(profile: Profile) -> pd.Series:
+    """The category of every class of the embedded world, indexed by label."""
+    path = profile.world_dir / "classes.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no world classes at {path}: build the world first (xmd world --profile {profile.name})")
+    return pd.read_csv(path, usecols=["label", "category"]).set_index("label")["category"]
+
+
+def _cue(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray, params: PanelParams) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the trial carries a cue, and the base log-odds of recognising it."""
+    ears, eyes, both = condition == "audio", condition == "silent_video", condition == "sounded_video"
+    informative = (ears & audible) | (eyes & visible) | (both & (audible | visible))
+    base = np.full(len(condition), np.nan)
+    base[ears] = params.logit_audio
+    base[eyes] = params.logit_silent_video
+    base[both & audible & visible] = params.logit_sounded_video
+    base[both & audible & ~visible] = params.logit_audio
+    base[both & ~audible & visible] = params.logit_silent_video
+    return informative, base
+
+
+def _scene_guess(rows: pd.DataFrame, categories: pd.Series, rng: np.random.Generator) -> np.ndarray:
+    """For each row, the index of an option drawn uniformly among the options whose category is
+    that of the row's class (the scene shown)."""
+    unknown = sorted({o for options in rows["options"] for o in options} - set(categories.index))
+    if unknown:
+        raise ValueError(f"no category for option class(es) {unknown[:3]}")
+    out = np.empty(len(rows), dtype=int)
+    for k, (label, options) in enumerate(zip(rows["label"], rows["options"])):
+        same = [i for i, o in enumerate(options) if categories[o] == categories[label]]
+        out[k] = same[int(rng.integers(len(same)))]
+    return out
+
+
+def simulate_panel(
+    design: pd.DataFrame,
+    clip_info: pd.DataFrame,
+    params: PanelParams = PanelParams(),
+    seed: int = 0,
+    categories: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Trials (the schema of :mod:`.schema`, ``source = "simulated"``) for every row of a design.
+
+    `clip_info` gives ``audible`` and ``visible`` for each clip of the design; `categories` maps
+    every class among the options to its category (needed when ``params.scene_context``).
+    """
+    params.validate()
+    if params.scene_context > 0 and categories is None:
+        raise ValueError("params.scene_context needs the classes' categories (panel.world_categories(profile))")
+    info = clip_info.drop_duplicates("clip").set_index("clip")
+    absent = sorted(set(design["clip"]) - set(info.index))
+    if absent:
+        raise ValueError(f"no audible/visible draws for {len(absent)} clip(s) of the design, e.g. {absent[:3]}")
+    rng = np.random.default_rng([seed, 7])
+    n = len(design)
+    participants = np.sort(design["participant"].unique())
+    clips = np.sort(design["clip"].unique())
+    ability = pd.Series(rng.normal(0.0, params.ability_sd, len(participants)), index=participants)
+    lapse_rate = pd.Series(
+        rng.beta(params.lapse_mean * params.lapse_concentration, (1 - params.lapse_mean) * params.lapse_concentration, len(participants))
+        if params.lapse_mean > 0
+        else np.zeros(len(participants)),
+        index=participants,
+    )
+    ease = pd.Series(rng.normal(0.0, params.clip_sd, len(clips)), index=clips)
+
+    condition = design["condition"].to_numpy()
+    audible = info.loc[design["clip"], "audible"].to_numpy(dtype=bool)
+    visible = info.loc[design["clip"], "visible"].to_numpy(dtype=bool)
+    informative, base = _cue(condition, audible, visible, params)
+    eta = np.where(informative, base, 0.0) + ability.loc[design["participant"]].to_numpy() + ease.loc[design["clip"]].to_numpy()
+    p_recognise = np.where(informative, 1.0 / (1.0 + np.exp(-eta)), 0.0)
+    lapse = rng.random(n) < lapse_rate.loc[design["participant"]].to_numpy()
+    recognised = ~lapse & (rng.random(n) < p_recognise)
+
+    n_options = design["options"].map(len).to_numpy()
+    answer_index = np.array([LETTERS.index(a) for a in design["answer"]])
+    guess = np.floor(rng.random(n) * n_options).astype(int)
+    # a wrong letter, uniform over the other options
+    wrong = (answer_index + 1 + np.floor(rng.random(n) * (n_options - 1)).astype(int)) % n_options
+    uninformed = lapse | ~informative
+    if params.scene_context > 0:
+        scene = ~informative & ~lapse & (condition != "audio") & (rng.random(n) < params.scene_context)
+        guess[scene] = _scene_guess(design.loc[scene, ["label", "options"]], categories, rng)
+    if params.guess_when_unsure:
+        chosen = np.where(recognised, answer_index, guess)
+    else:
+        chosen = np.where(recognised, answer_index, np.where(uninformed, guess, wrong))
+    skipped = rng.random(n) < params.skip_rate
+    response = [None if s else LETTERS[c] for s, c in zip(skipped, chosen)]
+
+    is_video = condition != "audio"
+    median = params.rt_median_s + params.rt_video_s * is_video
+    median = median * np.where(recognised, 1.0, params.rt_unsure_factor)
+    rt = np.round(median * np.exp(rng.normal(0.0, params.rt_sd_log, n)), 3)
+
+    trials = pd.DataFrame(
+        {
+            "participant": design["participant"].to_numpy(),
+            "trial": design["trial"].to_numpy(),
+            "clip": design["clip"].to_numpy(),
+            "label": design["label"].to_numpy(),
+            "condition": condition,
+            "options": design["options"].map(list).to_numpy(),
+            "answer": design["answer"].to_numpy(),
+            "response": pd.Series(response, dtype=object).to_numpy(),
+            "correct": np.array([r == a for r, a in zip(response, design["answer"])], dtype=bool),
+            "rt_s": rt,
+            "source": "simulated",
+        }
+    )
+    return validate_trials(trials, where="simulated panel").sort_values(["participant", "trial"]).reset_index(drop=True)
+
+
+def simulate_for_profile(profile: Profile, design: pd.DataFrame, params: PanelParams = PanelParams(), seed: int = 0) -> pd.DataFrame:
+    """The simulated panel over a design of the embedded profile, stored beside the design
+    (``results/<profile>/human_study/trials_simulated.parquet``)."""
+    from .design import study_dir
+    from .schema import write_trials
+
+    trials = simulate_panel(design, world_clip_info(profile), params, seed, categories=world_categories(profile))
+    write_trials(trials, study_dir(profile) / "trials_simulated.parquet")
+    return trials
