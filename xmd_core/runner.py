@@ -59,8 +59,44 @@ def run_study(profile: Profile, names: tuple[str, ...] = STUDY_NOTEBOOKS, out_di
     return timings
 
 
+WIDGETS_DIR = REPO_ROOT / "book" / "_widgets"  # html_extra_path: copied to the site's root
+HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
+
+
+def ensure_widget_js() -> Path:
+    """Bundle the widget JavaScript with the book instead of loading it from a CDN.
+
+    Without it, every widget of the built book is blank offline. `npm pack` fetches the
+    html-manager package from the npm registry once; its self-contained `embed.js` and fonts
+    land in `book/_widgets/widgets/` (git-ignored).
+    """
+    target = WIDGETS_DIR / "widgets"
+    if (target / "embed.js").is_file():
+        return target
+    import shutil
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", "--silent", HTML_MANAGER], cwd=tmp, check=True, capture_output=True)
+        (archive,) = Path(tmp).glob("*.tgz")
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        dist = Path(tmp) / "package" / "dist"
+        staging = WIDGETS_DIR / "widgets.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for item in dist.iterdir():
+            script = item.name in ("embed.js", "embed.js.LICENSE.txt")
+            if script or item.suffix in (".woff", ".woff2", ".ttf", ".eot", ".svg"):
+                shutil.copy2(item, staging / item.name)
+        staging.replace(target)
+    return target
+
+
 def build_book(strict: bool = True) -> Path:
     """`jupyter-book build` over the repository root; strict turns warnings into errors."""
+    ensure_widget_js()
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO_ROOT)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
