@@ -53,6 +53,10 @@ def test_predictions_and_error_rows(setup):
     assert record["status"] == "done" and record["errors"] == 1 and record["clips"] == len(clips)
     assert {"torch", "transformers"} <= set(record["versions"]) and record["git_commit"]
     assert len(list(run_dir(profile, "plain", "test", "audio").glob("shard-*.parquet"))) == 3
+    # a finished run is not redone, and its record (with its timings) is kept
+    again = evaluate(adapter, profile, clips, "audio", "test", run="plain", shard_size=3, progress=False)
+    assert load_record(profile, "plain", "test", "audio") == record
+    assert again["predicted"].tolist() == out["predicted"].tolist()
 
 
 def test_a_killed_run_resumes_to_the_same_predictions(setup, tmp_path):

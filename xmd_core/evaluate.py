@@ -188,10 +188,14 @@ def evaluate(
     clips = clips.sort_values("clip").reset_index(drop=True)  # shards must not depend on input order
     plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode}
     record_path = out / "run.json"
+    n_shards = (len(clips) + shard_size - 1) // shard_size
+    todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.parquet").is_file()]
     if record_path.is_file():
-        previous = json.loads(record_path.read_text()).get("plan")
-        if previous is not None and previous != plan:
-            raise RuntimeError(f"{out} holds predictions of another plan ({previous} vs {plan}); remove the folder to start again")
+        previous = json.loads(record_path.read_text())
+        if previous.get("plan") not in (None, plan):
+            raise RuntimeError(f"{out} holds predictions of another plan ({previous['plan']} vs {plan}); remove the folder to start again")
+        if previous.get("status") == "done" and not todo:
+            return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
     record = {
         "profile": profile.name,
         "config_hash": profile.config_hash(),
@@ -208,12 +212,10 @@ def evaluate(
     }
     record_path.write_text(json.dumps({**record, "status": "running"}, indent=1))
 
-    n_shards = (len(clips) + shard_size - 1) // shard_size
-    todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.parquet").is_file()]
     wait = compute = 0.0
     started = time.perf_counter()
     bar = tqdm(total=len(clips), desc=f"{run} {split}/{condition}", disable=not progress, unit="clip")
-    bar.update(len(clips) - sum(len(clips.iloc[s * shard_size : (s + 1) * shard_size]) for s in todo))
+    bar.update(len(clips) - sum(min(shard_size, len(clips) - s * shard_size) for s in todo))
     for s in todo:
         part = clips.iloc[s * shard_size : (s + 1) * shard_size]
         loader = _batches(ClipMedia(part, condition, profile), profile.models.batch_size, min(profile.media.workers, len(part)))
