@@ -68,9 +68,11 @@ def ensure_widget_js() -> Path:
 
     Without it, every widget of the built book is blank offline. `npm pack` fetches the
     html-manager package from the npm registry once; its self-contained `embed.js` and fonts
-    land in `book/_widgets/widgets/` (git-ignored).
+    land in `book/_widgets/_static/widgets/` (git-ignored), which the build copies to the site's
+    `_static/widgets/`, where Sphinx looks for the script that `nb_ipywidgets_js` names. (It
+    must not sit in the book's own static folder: Jupyter Book would add it to every page.)
     """
-    target = WIDGETS_DIR / "widgets"
+    target = WIDGETS_DIR / "_static" / "widgets"
     if (target / "embed.js").is_file():
         return target
     import shutil
@@ -83,7 +85,7 @@ def ensure_widget_js() -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
         dist = Path(tmp) / "package" / "dist"
-        staging = WIDGETS_DIR / "widgets.partial"
+        staging = target.with_name("widgets.partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for item in dist.iterdir():
