@@ -126,6 +126,7 @@ class ModelsConfig:
     dtype: str = "float32"  # "bfloat16" on GPUs
     device_map: str = ""  # "" keeps the model on the CPU; "auto" spreads it over the GPUs
     batch_size: int = 16
+    generate_clips: int = 256  # analysis clips also answered by generation, to compare readings
     evaluate: tuple[str, ...] = ("qwen2-audio", "qwen2-vl", "qwen2.5-vl", "qwen2.5-omni")
 
     def validate(self, where: str) -> None:
@@ -134,6 +135,7 @@ class ModelsConfig:
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"{where}.dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
         _positive(where, "batch_size", self.batch_size)
+        _positive(where, "generate_clips", self.generate_clips)
         from .models.registry import REGISTRY  # late: the registry imports this module
 
         unknown = [name for name in self.evaluate if name not in REGISTRY]

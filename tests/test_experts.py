@@ -1,0 +1,274 @@
+"""Tests of the tiny-expert trainer (xmd_core.experts): the recipe's pieces on hand-made tensors,
+the per-clip batching against the processors, and a smoke-profile run end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+
+from xmd_core import experts
+from xmd_core.config import load_profile, replace
+from xmd_core.mcq import format_prompt
+from xmd_core.models.adapters import Sample
+from xmd_core.models.registry import REGISTRY, TINY_FAMILY, checkpoint_path, load_model
+from xmd_core.models.tiny import build_tiny_checkpoint
+from xmd_core.scoring import score_letters
+
+CLASSES = [f"class {c}" for c in "abcdefghijkl"]
+
+# the smoke profile trains ~20 steps: its experts stay at chance, which train_expert warns about
+smoke_training = pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """An untrained tiny checkpoint of every family (model class, processor), built once."""
+    root = tmp_path_factory.mktemp("tiny")
+    out = {}
+    for name, family in TINY_FAMILY.items():
+        folder = build_tiny_checkpoint(family, root / family, CLASSES)
+        out[name] = folder
+    return out
+
+
+def _load(name, folder):
+    spec = REGISTRY[name]
+    model = getattr(transformers, spec.adapter.model_class).from_pretrained(folder)
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    return spec.adapter(name, model, processor, spec.conditions)
+
+
+# --- the recipe's pieces -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["qwen2-audio", "qwen2.5-omni"])
+def test_init_ties_keys_to_queries_and_head_to_embeddings(name, tiny_checkpoints):
+    adapter = _load(name, tiny_checkpoints[name])
+    model = adapter.model
+    experts.init_expert_weights(model, seed=3)
+    layers = experts.language_model(model).layers
+    assert len(layers) == 2
+    for layer in layers:
+        attention = layer.self_attn
+        assert torch.equal(attention.k_proj.weight, attention.q_proj.weight)
+        assert torch.equal(attention.k_proj.bias, attention.q_proj.bias)
+        assert not torch.equal(attention.v_proj.weight, attention.q_proj.weight)
+    embeddings = model.get_input_embeddings().weight
+    assert model.get_output_embeddings().weight is embeddings
+    assert abs(embeddings.std().item() - 1.0) < 0.05
+    mlp = layers[0].mlp.up_proj.weight  # (intermediate, hidden): std 1/sqrt(hidden)
+    assert abs(mlp.std().item() * math.sqrt(mlp.shape[1]) - 1.0) < 0.1
+    # another seed draws other weights; the same seed the same ones
+    again = _load(name, tiny_checkpoints[name]).model
+    experts.init_expert_weights(again, seed=3)
+    assert torch.equal(again.get_input_embeddings().weight, embeddings)
+    other = _load(name, tiny_checkpoints[name]).model
+    experts.init_expert_weights(other, seed=4)
+    assert not torch.equal(other.get_input_embeddings().weight, embeddings)
+
+
+def test_tie_keys_to_queries_on_a_plain_decoder():
+    config = transformers.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=2, vocab_size=50)
+    decoder = transformers.Qwen2Model(config)
+    assert experts.tie_keys_to_queries(decoder) == 3
+    for layer in decoder.layers:
+        assert torch.equal(layer.self_attn.k_proj.weight, layer.self_attn.q_proj.weight)
+    grouped = transformers.Qwen2Model(
+        transformers.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, vocab_size=50)
+    )
+    with pytest.raises(ValueError, match="cannot start equal"):
+        experts.tie_keys_to_queries(grouped)
+
+
+def test_alignment_loss_is_low_on_the_true_class_and_high_otherwise():
+    torch.manual_seed(0)
+    classes = torch.randn(6, 16) * 3
+    target = torch.tensor([0, 1, 2, 3, 4, 5, 2, 2])
+    right = experts.alignment_loss(classes[target], classes, target)
+    wrong = experts.alignment_loss(classes[(target + 1) % 6], classes, target)
+    noise = experts.alignment_loss(torch.randn(8, 16) * 0.01, classes, target)
+    assert right.item() < 0.05
+    assert wrong.item() > 10
+    assert noise.item() == pytest.approx(math.log(6), abs=0.05)  # no signal: uniform over classes
+    # it trains the media tokens toward the true class's embedding
+    media = torch.zeros(8, 16, requires_grad=True)
+    experts.alignment_loss(media, classes, target).backward()
+    step = -media.grad
+    assert all(int((step[i] @ classes.T).argmax()) == int(target[i]) for i in range(8))
+    empty = experts.alignment_loss(torch.zeros(0, 16), classes, torch.zeros(0, dtype=torch.long))
+    assert empty.item() == 0.0
+
+
+def test_attention_loss_is_low_on_the_circuit_and_high_elsewhere():
+    batch, heads, length = 2, 2, 12
+    names = torch.tensor([[4, 7], [5, 8]])
+    letters = names - 3
+    answers = torch.tensor([1, 0])
+    media = torch.zeros(batch, length, dtype=torch.bool)
+    media[:, 1:3] = True
+    informative = torch.tensor([True, True])
+
+    def attention(first_targets, last_targets):
+        first = torch.full((batch, heads, length, length), 1e-6)
+        last = torch.full((batch, heads, length, length), 1e-6)
+        for b in range(batch):
+            for k in range(2):
+                first[b, 0, names[b, k], first_targets(b, k)] = 1.0
+            first[b, 1, -1, 1:3] = 0.5 if first_targets(b, 0) == letters[b, 0] else 1e-6
+            last[b, :, -1, last_targets(b)] = 1.0
+        return (first, last)
+
+    right = attention(lambda b, k: letters[b, k], lambda b: names[b, answers[b]])
+    wrong = attention(lambda b, k: names[b, k], lambda b: names[b, 1 - answers[b]])
+    low = experts.attention_loss(right, names, letters, answers, media, informative)
+    high = experts.attention_loss(wrong, names, letters, answers, media, informative)
+    assert low.item() < 0.01
+    assert high.item() > 20
+    # rows whose media carry no class are not asked to find the answer
+    assert experts.attention_loss(wrong, names, letters, answers, media, torch.tensor([False, False])) < high
+
+
+# --- batches from per-clip tensors ---------------------------------------------------------------
+
+
+def _samples(n_options=10):
+    rng = np.random.default_rng(0)
+    samples = []
+    for i, seconds in enumerate((1.0, 2.0, 1.5)):
+        options = [CLASSES[(i + k) % len(CLASSES)] for k in range(n_options)]
+        samples.append(
+            Sample(
+                clip=f"clip{i}",
+                prompt=format_prompt(options),
+                audio=rng.normal(0, 0.1, int(16000 * seconds)).astype(np.float32),
+                frames=rng.integers(0, 255, (2, 48, 64, 3), dtype=np.uint8),
+            )
+        )
+    return samples
+
+
+@pytest.mark.parametrize("name,condition", [(n, c) for n in TINY_FAMILY for c in REGISTRY[n].conditions])
+def test_split_and_collate_rebuild_the_processor_batch(name, condition, tiny_checkpoints):
+    adapter = _load(name, tiny_checkpoints[name])
+    samples = _samples()
+    batch = adapter.inputs(samples, condition)
+    items = experts.split_batch(batch)
+    assert len(items) == 3
+    rebuilt = experts.collate(items, adapter.processor.tokenizer.pad_token_id)
+    assert set(rebuilt) == set(batch)
+    for key in batch:
+        assert torch.equal(rebuilt[key], batch[key]), key
+    # a batch in another order is the processor's batch of that order
+    order = [2, 0, 1]
+    reordered = experts.collate([items[i] for i in order], adapter.processor.tokenizer.pad_token_id)
+    direct = adapter.inputs([samples[i] for i in order], condition)
+    for key in direct:
+        assert torch.equal(reordered[key], direct[key]), key
+
+
+@pytest.mark.parametrize("name", ["qwen2-audio", "qwen2.5-omni"])
+def test_fresh_question_by_token_rewrite_matches_the_processor(name, tiny_checkpoints):
+    adapter = _load(name, tiny_checkpoints[name])
+    tokenizer = adapter.processor.tokenizer
+    samples = _samples()
+    condition = adapter.conditions[-1]
+    token_of = {c: tokenizer.convert_tokens_to_ids(c) for c in CLASSES}
+    original = [[CLASSES[(i + k) % len(CLASSES)] for k in range(10)] for i in range(3)]
+    encoded = experts.encode(adapter, samples, condition, [[token_of[o] for o in opts] for opts in original], progress=False)
+    new_options = list(reversed(CLASSES[:10]))
+    ids = encoded.items[1]["input_ids"].clone()
+    ids[torch.from_numpy(encoded.option_positions[1])] = torch.tensor([token_of[o] for o in new_options])
+    direct = adapter.inputs([dataclasses.replace(samples[1], prompt=format_prompt(new_options))], condition)
+    assert torch.equal(ids, direct["input_ids"][0])
+
+
+def test_question_sampler_draws_like_mcq():
+    counts = {f"c{i}": 10 * (i + 1) for i in range(12)}
+    sampler = experts.QuestionSampler(counts, 10)
+    rng = np.random.default_rng(0)
+    positions = []
+    for _ in range(2000):
+        options, answer = sampler.draw("c3", rng)
+        assert len(set(options)) == 10 and options[answer] == "c3"
+        positions.append(answer)
+    shares = np.bincount(positions, minlength=10) / len(positions)
+    assert np.all(np.abs(shares - 0.1) < 0.03)
+
+
+# --- the smoke profile, end to end ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experts")
+    return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "a", results_dir=root / "r")
+
+
+@pytest.fixture(scope="module")
+def audio_expert(smoke):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="expert .* near chance", category=RuntimeWarning)
+        return experts.train_expert("qwen2-audio", smoke, progress=False)
+
+
+def test_training_writes_a_loadable_expert(smoke, audio_expert):
+    assert str(audio_expert) == checkpoint_path("qwen2-audio", smoke)
+    info = json.loads((audio_expert / "expert.json").read_text())
+    assert info["status"] in ("trained", "plateau") and info["conditions"] == ["audio"]
+    assert set(info["final"]["audio"]) >= {"heldout_acc", "heldout_acc_informative", "heldout_acc_uninformative"}
+    curves = pd.read_csv(audio_expert / "curves.csv")
+    assert list(curves.columns) == experts.CURVE_COLUMNS
+    assert curves.step.max() == smoke.experts.steps + smoke.experts.mix_steps
+    assert set(curves.phase) == {1, 2} and curves.loss.notna().all() and curves.align_loss.notna().all()
+    assert not list(audio_expert.parent.glob(".*partial*"))  # trained in a temporary folder, renamed
+    adapter = load_model("qwen2-audio", smoke)
+    table = experts.load_expert_data(smoke, progress=False).table.head(3)
+    from xmd_core.media import MediaCache
+
+    cache = MediaCache(smoke.media_cache_dir)
+    samples = [Sample(clip=c, prompt=p, audio=cache.audio(path)) for c, p, path in zip(table["clip"], table["prompt"], table["path"])]
+    logits = score_letters(adapter, samples, "audio")
+    assert logits.shape == (3, 10) and np.isfinite(logits).all()
+    # the saved head equals the trained embeddings (the head was tied during training)
+    assert torch.equal(adapter.model.get_output_embeddings().weight, adapter.model.get_input_embeddings().weight)
+
+
+def test_second_call_returns_without_training(smoke, audio_expert, monkeypatch):
+    stamp = (audio_expert / "expert.json").stat().st_mtime_ns
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the expert was trained again")
+
+    monkeypatch.setattr(experts.ExpertTrainer, "fit", no_training)
+    assert experts.train_expert("qwen2-audio", smoke, progress=False) == audio_expert
+    assert experts.train_experts(smoke, names=["qwen2-audio"], progress=False) == {"qwen2-audio": audio_expert}
+    assert (audio_expert / "expert.json").stat().st_mtime_ns == stamp
+
+
+@smoke_training
+def test_changed_experts_config_retrains(smoke, audio_expert):
+    before = json.loads((audio_expert / "expert.json").read_text())
+    changed = replace(smoke, experts={"steps": smoke.experts.steps + 2})
+    folder = experts.train_expert("qwen2-audio", changed, progress=False)
+    after = json.loads((folder / "expert.json").read_text())
+    assert folder == audio_expert and after["hash"] != before["hash"]
+    assert pd.read_csv(folder / "curves.csv").step.max() == changed.experts.steps + changed.experts.mix_steps
+
+
+@smoke_training
+def test_omni_trains_under_all_three_conditions(smoke):
+    fast = replace(smoke, experts={"steps": 6, "mix_steps": 3, "eval_every": 3})
+    folder = experts.train_expert("qwen2.5-omni", fast, progress=False)
+    curves = pd.read_csv(folder / "curves.csv")
+    assert set(curves.condition) == {"audio", "silent_video", "sounded_video"}
+    info = json.loads((folder / "expert.json").read_text())
+    assert set(info["final"]) == {"audio", "silent_video", "sounded_video"}
+    assert load_model("qwen2.5-omni", fast).model is not None

@@ -1,0 +1,908 @@
+"""The tiny modality experts of the embedded profiles (WORLD.md, "The tiny experts").
+
+Each tiny checkpoint (the real `transformers` class, tiny config) is trained from scratch on the
+world's `pretrain` split, with ground truth, in its own modality: the audio model hears
+(condition "audio"), the visual models see silent video, and the Omni thinker gets all three
+conditions, one per batch in turn. The loss is the cross-entropy of the answer letter's token at
+the last position, over the whole vocabulary, so that greedy generation's first token is the
+letter as well.
+
+Tiny language models learn to *find* the option whose name matches what they perceive only
+after a long plateau (ARCHITECTURE.md, "Known hard problem"). The recipe that escapes it, used
+here and only here:
+
+- every class name is one token (`models.tiny`) and the output head is tied to the embeddings;
+- linear and conv weights are drawn N(0, 1/sqrt(fan_in)), token embeddings N(0, 1), and each
+  attention layer of the language model starts with `k_proj` equal to `q_proj`;
+- an auxiliary alignment loss: every media token at the projector's output (where it enters the
+  language model), dotted with the embeddings of the class-name tokens, is trained with
+  cross-entropy toward the clip's class, so that what the model hears or sees lands where the
+  option's name lives;
+- attention supervision of the two-layer retrieval circuit (:func:`attention_loss`): in the
+  first layer each option's name attends to its letter and the last position to the media; in
+  the last layer the last position attends to the answer's name. Without it the recipe above
+  stayed below 20% held-out accuracy for 3,000 steps (tiny Qwen2-Audio, this world); with it the
+  run leaves chance within 200-500 steps;
+- each step asks a fresh question about each clip (options drawn as `mcq` draws them, the
+  answer at a random letter), so the model cannot learn a clip's letter by heart;
+- phase 1 trains on informative clips only (the class is heard / seen under the condition),
+  with the learning rate held after warm-up until held-out accuracy leaves chance, then a cosine
+  decay; a run still at chance after `plateau_steps` restarts with a new seed;
+- phase 2 (`mix_steps`) fine-tunes on the real mix, so that clips without signal get
+  near-uniform letters.
+
+These aids belong to expert building: the saved checkpoint is a plain model that the adapters
+load with `from_pretrained`, and everything afterwards uses it with the paper's prompt.
+
+Media go through each model's own processor once per clip and condition; the per-clip tensors
+are kept and collated into batches (left padding) by :func:`collate`, which reproduces the
+processor's batch exactly (tested).
+
+A checkpoint folder holds `expert.json` (the hash of everything that determines the result,
+final figures, timings) and `curves.csv` (the learning curves); a folder whose hash matches is
+returned at once. Training happens in a temporary sibling folder renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Profile
+from .mcq import LETTERS
+from .models.adapters import Adapter, Sample
+from .models.registry import REGISTRY, TINY_FAMILY, checkpoint_path
+from .models.tiny import FAMILY_TOKENS, TinySizes, build_tiny_checkpoint
+
+#: Bump when a change here changes the trained experts: every expert is then rebuilt.
+EXPERTS_VERSION = "1"
+
+#: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
+ESCAPE_ACCURACY = 0.3
+#: Phase 2 starts at this fraction of the peak learning rate and decays (cosine) to zero.
+MIX_LR_FRACTION = 0.25
+#: Phase 1's cosine decays to this fraction of the peak learning rate.
+FINAL_LR_FRACTION = 0.05
+GRAD_CLIP = 1.0
+#: Weight of the attention supervision of the retrieval circuit (see :func:`attention_loss`).
+ATTENTION_WEIGHT = 1.0
+EVAL_BATCH = 64
+ENCODE_CHUNK = 32
+
+# Keys of a processor's batch: per-token rows (left-padded), flattened patches (split by their
+# grid), and everything else one row per sample.
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+PATCH_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
+GROUPS = ("heard", "seen", "both")
+
+CURVE_COLUMNS = [
+    "attempt",
+    "seed",
+    "phase",
+    "step",
+    "condition",
+    "loss",
+    "align_loss",
+    "attention_loss",
+    "lr",
+    "heldout_acc",
+    "heldout_acc_informative",
+    "heldout_acc_uninformative",
+    "heldout_acc_heard",
+    "heldout_acc_seen",
+    "heldout_acc_both",
+    "entropy_uninformative",
+]
+
+
+# --- the recipe's pieces ------------------------------------------------------------------------
+
+
+def init_expert_weights(model: nn.Module, seed: int) -> None:
+    """The recipe's initialisation, in place.
+
+    Linear and conv weights ~ N(0, 1/sqrt(fan_in)) (std 1/sqrt(fan_in)), the language model's
+    token embeddings ~ N(0, 1) (the tied output head follows), and in each attention layer of the
+    language model `k_proj` = `q_proj` (weight and bias), so that at the start a token attends to
+    tokens that resemble it. Biases, norms and position tables keep their values.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tie_output_head(model)
+    embeddings = model.get_input_embeddings()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                if module.weight is embeddings.weight:
+                    continue  # the tied output head is the embedding table
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / math.sqrt(fan_in))
+        embeddings.weight.copy_(torch.randn(embeddings.weight.shape, generator=generator))
+        tie_keys_to_queries(language_model(model))
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not embeddings.weight:
+        raise RuntimeError(f"{type(model).__name__}: the output head is not tied to the token embeddings")
+
+
+def tie_output_head(model: nn.Module) -> bool:
+    """Make the output head share the token embeddings' parameter; True when it already did.
+
+    Qwen2-Audio's class declares no tied weights, so it loads with a separate head even from a
+    tiny config that asks for tied embeddings: the trainer ties them itself, and
+    :func:`untie_for_saving` then writes both (equal) tables.
+    """
+    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    if head.weight is embeddings.weight:
+        return True
+    head.weight = embeddings.weight
+    return False
+
+
+def untie_for_saving(model: nn.Module, natively_tied: bool) -> None:
+    """Give a head tied by :func:`tie_output_head` its own copy, so `save_pretrained` writes it
+    (equal to the embeddings) and `from_pretrained` loads the same model."""
+    if not natively_tied:
+        head = model.get_output_embeddings()
+        head.weight = nn.Parameter(model.get_input_embeddings().weight.detach().clone())
+
+
+def tie_keys_to_queries(decoder: nn.Module) -> int:
+    """Copy `q_proj` into `k_proj` in every attention layer of `decoder`; returns the count."""
+    count = 0
+    with torch.no_grad():
+        for module in decoder.modules():
+            q, k = getattr(module, "q_proj", None), getattr(module, "k_proj", None)
+            if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
+                if q.weight.shape != k.weight.shape:
+                    raise ValueError(f"k_proj {tuple(k.weight.shape)} cannot start equal to q_proj {tuple(q.weight.shape)}")
+                k.weight.copy_(q.weight)
+                if (q.bias is None) != (k.bias is None):
+                    raise ValueError("q_proj and k_proj differ in having a bias")
+                if q.bias is not None:
+                    k.bias.copy_(q.bias)
+                count += 1
+    if count == 0:
+        raise ValueError(f"{type(decoder).__name__} has no attention layer with q_proj and k_proj")
+    return count
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    """The decoder inside a multimodal model (it receives the merged media and text embeddings)."""
+    inner = getattr(model, "model", None)
+    decoder = getattr(inner, "language_model", None)
+    if decoder is None:
+        raise ValueError(f"{type(model).__name__} has no model.language_model")
+    return decoder
+
+
+def alignment_loss(media: torch.Tensor, class_embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of media tokens toward their class, scored by dot products with the
+    class-name embeddings.
+
+    media: (N, H) media tokens as the language model receives them; class_embeddings: (C, H);
+    target: (N,) class index of each token. Returns the mean over tokens (0 when N is 0).
+    """
+    if media.shape[0] == 0:
+        return media.sum() * 0.0
+    return nn.functional.cross_entropy(media @ class_embeddings.T, target)
+
+
+def attention_loss(
+    attentions: tuple[torch.Tensor, ...],
+    names: torch.Tensor,
+    letters: torch.Tensor,
+    answers: torch.Tensor,
+    media: torch.Tensor,
+    informative_rows: torch.Tensor,
+) -> torch.Tensor:
+    """Attention supervision of the retrieval circuit (a training aid, like the alignment loss).
+
+    The language model's attention probabilities (one (B, heads, L, L) tensor per layer) are
+    pulled toward the circuit that answers a multiple-choice question in two layers:
+
+    - first layer, head 0: each option's name attends to its own letter (`letters`, (B, n));
+    - first layer, last head: the last position attends to the media tokens (`media`, (B, L));
+    - last layer, mean over heads: the last position attends to the answer's name, in rows whose
+      media carry the class (`informative_rows`, (B,)).
+
+    Each term is -log of the probability mass on its targets; the loss is their sum.
+    """
+    first, last = attentions[0], attentions[-1]
+    if first.shape[1] < 2:
+        raise ValueError("attention supervision needs at least two heads in the first layer")
+    rows = torch.arange(names.shape[0])[:, None]
+    to_letter = first[:, 0][rows, names, letters]  # (B, n)
+    terms = [-(to_letter.clamp_min(1e-9).log()).mean()]
+    if media.any():
+        to_media = (first[:, -1, -1, :] * media).sum(-1)
+        has_media = media.any(dim=1)
+        terms.append(-(to_media[has_media].clamp_min(1e-9).log()).mean())
+    if informative_rows.any():
+        answer_name = names[torch.arange(names.shape[0]), answers]
+        to_answer = last[:, :, -1, :].mean(1)[torch.arange(names.shape[0]), answer_name]
+        terms.append(-(to_answer[informative_rows].clamp_min(1e-9).log()).mean())
+    return torch.stack(terms).sum()
+
+
+@dataclass
+class Batch:
+    inputs: dict[str, torch.Tensor]
+    rows: np.ndarray  # row numbers in the pretrain table
+    answers: torch.Tensor  # (B,) answer index (the letter's position among the options)
+    names: torch.Tensor  # (B, n_options) positions of the option names in the padded batch
+    letters: torch.Tensor  # (B, n_options) positions of the option letters
+
+
+# --- batches from per-clip tensors ------------------------------------------------------------
+
+
+def split_batch(batch) -> list[dict[str, torch.Tensor]]:
+    """A processor's left-padded batch as one dict of tensors per sample (padding removed)."""
+    mask = batch["attention_mask"]
+    n = mask.shape[0]
+    items: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"batch key {key!r} is a {type(value).__name__}, not a tensor")
+        if key in SEQUENCE_KEYS:
+            for i in range(n):
+                valid = mask[i].bool()
+                if valid.any() and not valid[int(valid.float().argmax()) :].all():
+                    raise ValueError("split_batch expects left padding")
+                items[i][key] = value[i][valid].clone()
+        elif key in PATCH_KEYS:
+            sizes = batch[PATCH_KEYS[key]].prod(dim=-1).tolist()
+            if sum(sizes) != value.shape[0] or len(sizes) != n:
+                raise ValueError(f"{key}: {value.shape[0]} patches do not match the grids {sizes}")
+            for i, part in enumerate(torch.split(value, sizes)):
+                items[i][key] = part.clone()
+        else:
+            if value.shape[0] != n:
+                raise ValueError(f"batch key {key!r} has {value.shape[0]} rows for {n} samples")
+            for i in range(n):
+                items[i][key] = value[i : i + 1].clone()
+    return items
+
+
+def collate(items: list[dict[str, torch.Tensor]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`split_batch`: a left-padded batch as the processor would build it."""
+    keys = list(items[0])
+    if any(list(item) != keys for item in items):
+        raise ValueError("samples of one batch must have the same keys (one condition per batch)")
+    length = max(item["input_ids"].shape[0] for item in items)
+    out: dict[str, torch.Tensor] = {}
+    for key in keys:
+        if key in SEQUENCE_KEYS:
+            fill = pad_token_id if key == "input_ids" else 0
+            rows = []
+            for item in items:
+                value = item[key]
+                pad = value.new_full((length - value.shape[0],), fill)
+                rows.append(torch.cat([pad, value]))
+            out[key] = torch.stack(rows)
+        else:
+            out[key] = torch.cat([item[key] for item in items])
+    return out
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """One condition's per-clip tensors, with where the options sit in each clip's tokens."""
+
+    condition: str
+    items: list[dict[str, torch.Tensor]]
+    option_positions: np.ndarray  # (n_clips, n_options) token positions of the option names
+    letter_positions: np.ndarray  # (n_clips, n_options) token positions of the option letters
+
+
+@dataclass
+class ExpertData:
+    table: pd.DataFrame  # the pretrain clips: clip, label, path, options, answer_index, audible, visible, group
+    class_names: list[str]  # every option name (a single token each)
+    class_counts: dict[str, int]
+    heldout: np.ndarray  # row numbers of the held-out clips
+    train: np.ndarray  # row numbers of the training clips
+
+
+def informative(table: pd.DataFrame, condition: str) -> np.ndarray:
+    """Whether each clip carries its class under `condition` (heard, seen, or either)."""
+    audible = table["audible"].to_numpy(bool)
+    visible = table["visible"].to_numpy(bool)
+    return {"audio": audible, "silent_video": visible, "sounded_video": audible | visible}[condition]
+
+
+def load_expert_data(profile: Profile, inputs=None, progress: bool = True) -> ExpertData:
+    """The pretrain clips with their world draws, the option pool, and the held-out split."""
+    from .study import prepare
+
+    inputs = inputs if inputs is not None else prepare(profile, progress=progress)
+    table = inputs.split("pretrain")
+    if table.empty:
+        raise ValueError(f"profile {profile.name!r} has no pretrain clips to train the experts on")
+    draws_path = profile.world_dir / "clips.csv"
+    if not draws_path.is_file():
+        raise FileNotFoundError(f"{draws_path}: the world's clip draws (audible / visible / group) are needed")
+    draws = pd.read_csv(draws_path, usecols=["clip", "audible", "visible", "group"], dtype={"clip": str, "group": str})
+    table = table.merge(draws, on="clip", how="left", validate="one_to_one")
+    if table[["audible", "visible", "group"]].isna().any().any():
+        raise ValueError(f"pretrain clips missing from {draws_path}: {table[table.group.isna()]['clip'].head(3).tolist()}")
+    table = table.sort_values("clip").reset_index(drop=True)
+    table["audible"] = table["audible"].astype(bool)
+    table["visible"] = table["visible"].astype(bool)
+    names = set(inputs.classes.label) | {name for options in inputs.questions.options for name in options}
+    counts = dict(zip(inputs.classes.label, inputs.classes["count"].astype(int)))
+    rng = np.random.default_rng([profile.experts.seed, 7])
+    n_heldout = min(profile.experts.eval_clips, len(table) // 2)
+    order = rng.permutation(len(table))
+    return ExpertData(
+        table=table,
+        class_names=sorted(names),
+        class_counts=counts,
+        heldout=np.sort(order[:n_heldout]),
+        train=np.sort(order[n_heldout:]),
+    )
+
+
+def load_media(data: ExpertData, profile: Profile, needs_audio: bool, needs_frames: bool, progress: bool) -> list[Sample]:
+    """Decoded media of every pretrain clip (through the disk cache), with its fixed question."""
+    from .media import MediaCache
+
+    cache = MediaCache(profile.media_cache_dir)
+    media = profile.media
+    samples = []
+    rows = zip(data.table["clip"], data.table["path"], data.table["prompt"])
+    for clip, path, prompt in tqdm(list(rows), desc="decode pretrain clips", disable=not progress, leave=False):
+        samples.append(
+            Sample(
+                clip=clip,
+                prompt=prompt,
+                audio=cache.audio(path, media.sample_rate) if needs_audio else None,
+                frames=cache.frames(path, media.fps, media.max_pixels) if needs_frames else None,
+            )
+        )
+    return samples
+
+
+def encode(adapter: Adapter, samples: list[Sample], condition: str, option_ids: list[list[int]], progress: bool) -> Encoded:
+    """Run the model's processor once per clip under `condition`; keep the per-clip tensors and
+    where each option's name and letter sit among its tokens."""
+    items: list[dict[str, torch.Tensor]] = []
+    for start in tqdm(range(0, len(samples), ENCODE_CHUNK), desc=f"encode {condition}", disable=not progress, leave=False):
+        chunk = samples[start : start + ENCODE_CHUNK]
+        batch = adapter.inputs(chunk, condition)
+        items.extend(split_batch({k: v.cpu() for k, v in batch.items()}))
+    n_options = len(option_ids[0])
+    letter_ids = adapter.letter_ids.tolist()
+    names = np.zeros((len(items), n_options), dtype=np.int64)
+    letters = np.zeros((len(items), n_options), dtype=np.int64)
+    for row, (item, ids) in enumerate(zip(items, option_ids)):
+        tokens = item["input_ids"].tolist()
+        start = 0
+        for k, token in enumerate(ids):
+            if token not in tokens[start:]:
+                raise ValueError(f"clip {samples[row].clip}: option {k} is not one token of the prompt, in order")
+            names[row, k] = start = tokens.index(token, start)
+            before = [p for p in range(max(names[row, k] - 4, 0), names[row, k]) if tokens[p] == letter_ids[k]]
+            if not before:
+                raise ValueError(f"clip {samples[row].clip}: no letter {LETTERS[k]} just before option {k}")
+            letters[row, k] = before[-1]
+            start += 1
+    return Encoded(condition=condition, items=items, option_positions=names, letter_positions=letters)
+
+
+class QuestionSampler:
+    """Fresh questions as `mcq.build_question` draws them: distractors without replacement in
+    proportion to class frequency, the answer at a uniformly random letter."""
+
+    def __init__(self, class_counts: dict[str, int], n_options: int):
+        self.labels = list(class_counts)
+        self.n_options = n_options
+        counts = np.array([class_counts[c] for c in self.labels], dtype=float)
+        self.others: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for i, label in enumerate(self.labels):
+            keep = np.arange(len(self.labels)) != i
+            self.others[label] = (np.flatnonzero(keep), counts[keep] / counts[keep].sum())
+
+    def draw(self, label: str, rng: np.random.Generator) -> tuple[list[str], int]:
+        pool, p = self.others[label]
+        picked = rng.choice(pool, size=self.n_options - 1, replace=False, p=p)
+        options = [self.labels[i] for i in picked]
+        position = int(rng.integers(self.n_options))
+        options.insert(position, label)
+        return options, position
+
+
+# --- the trainer --------------------------------------------------------------------------------
+
+
+def expert_key(name: str, profile: Profile) -> dict:
+    """Everything that determines a trained expert (hashed into `expert.json`)."""
+    world = {}
+    manifest = profile.world_dir / "world.json"
+    if profile.data.source == "world":
+        stored = json.loads(manifest.read_text())
+        world = {k: stored.get(k) for k in ("config_hash", "generator_version")}
+    return {
+        "experts_version": EXPERTS_VERSION,
+        "name": name,
+        "family": TINY_FAMILY[name],
+        "sizes": asdict(TinySizes()),
+        "config": profile.config_hash("experts", "media", "world", "data", "mcq", "splits"),
+        "models": {"kind": profile.models.kind, "dtype": profile.models.dtype},
+        "world": world,
+        "recipe": {
+            "escape_accuracy": ESCAPE_ACCURACY,
+            "mix_lr_fraction": MIX_LR_FRACTION,
+            "final_lr_fraction": FINAL_LR_FRACTION,
+            "grad_clip": GRAD_CLIP,
+            "attention_weight": ATTENTION_WEIGHT,
+        },
+    }
+
+
+def key_hash(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_trained(folder: str | Path, expected_hash: str) -> bool:
+    info = Path(folder) / "expert.json"
+    if not info.is_file():
+        return False
+    try:
+        stored = json.loads(info.read_text())
+    except json.JSONDecodeError:
+        return False
+    return stored.get("hash") == expected_hash and stored.get("status") in ("trained", "plateau")
+
+
+class _MediaTokens:
+    """Captures the embeddings the language model receives (media tokens already merged in)."""
+
+    def __init__(self, decoder: nn.Module):
+        self.embeds: torch.Tensor | None = None
+        self.handle = decoder.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        self.embeds = kwargs.get("inputs_embeds")
+        if self.embeds is None:
+            raise RuntimeError("the language model was called without inputs_embeds")
+
+    def close(self):
+        self.handle.remove()
+
+
+class ExpertTrainer:
+    def __init__(self, name: str, profile: Profile, data: ExpertData, checkpoint_dir: Path, progress: bool):
+        import transformers
+
+        self.name = name
+        self.profile = profile
+        self.cfg = profile.experts
+        self.data = data
+        self.progress = progress
+        self.spec = REGISTRY[name]
+        self.family = TINY_FAMILY[name]
+        self.conditions = tuple(self.spec.conditions)
+        self.checkpoint_dir = checkpoint_dir
+        self.model_class = getattr(transformers, self.spec.adapter.model_class)
+        processor = transformers.AutoProcessor.from_pretrained(checkpoint_dir)
+        self.tokenizer = processor.tokenizer
+        self.pad_id = self.tokenizer.pad_token_id
+        self.class_ids = torch.tensor([self._single_token(n) for n in data.class_names])
+        self.class_index = {n: i for i, n in enumerate(data.class_names)}
+        self.token_of = dict(zip(data.class_names, self.class_ids.tolist()))
+        self.letter_ids = torch.tensor([self._single_token(letter) for letter in LETTERS])
+        table = data.table
+        self.labels = table.label.tolist()
+        self.targets = torch.tensor([self.class_index[label] for label in self.labels])
+        self.answer_index = table.answer_index.to_numpy(int)
+        self.n_options = len(table.options.iloc[0])
+        self.sampler = QuestionSampler(data.class_counts, self.n_options)
+        tokens = FAMILY_TOKENS[self.family]
+        self.media_tokens = {"audio": [self.tokenizer.convert_tokens_to_ids(tokens["audio_token"])] if "audio_token" in tokens else []}
+        self.media_tokens["visual"] = [self.tokenizer.convert_tokens_to_ids(tokens[k]) for k in ("video_token", "image_token") if k in tokens]
+        self.audible = torch.tensor(table.audible.to_numpy(bool))
+        self.visible = torch.tensor(table.visible.to_numpy(bool))
+        # one adapter (with the untrained model) only to run the processor: encoding is model-free
+        adapter = self.spec.adapter(name, self.model_class.from_pretrained(checkpoint_dir), processor, self.conditions)
+        needs_audio = any("audio" in adapter.media_kinds(c) for c in self.conditions)
+        needs_frames = any("video" in adapter.media_kinds(c) for c in self.conditions)
+        samples = load_media(data, profile, needs_audio, needs_frames, progress)
+        option_ids = [[self.token_of[o] for o in options] for options in table.options]
+        self.encoded: dict[str, Encoded] = {c: encode(adapter, samples, c, option_ids, progress) for c in self.conditions}
+        self.forward_kwargs = {c: adapter.forward_kwargs(c) for c in self.conditions}
+        self.heldout = data.heldout
+        self.informative = {c: informative(table, c) for c in self.conditions}
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is {len(ids)} tokens for the tiny tokenizer of {self.name}; it must be one")
+        return ids[0]
+
+    # -- one batch ----------------------------------------------------------------------------
+    def batch(self, condition: str, rows: np.ndarray, rng: np.random.Generator | None) -> "Batch":
+        """Collated inputs for `rows`; with `rng`, each clip gets a fresh question."""
+        encoded = self.encoded[condition]
+        items, answers = [], []
+        for row in rows:
+            item = encoded.items[row]
+            if rng is None:
+                answers.append(int(self.answer_index[row]))
+            else:
+                options, answer = self.sampler.draw(self.labels[row], rng)
+                ids = item["input_ids"].clone()
+                ids[torch.from_numpy(encoded.option_positions[row])] = torch.tensor([self.token_of[o] for o in options])
+                item = {**item, "input_ids": ids}
+                answers.append(answer)
+            items.append(item)
+        inputs = collate(items, self.pad_id)
+        length = inputs["input_ids"].shape[1]
+        shift = torch.tensor([length - item["input_ids"].shape[0] for item in items])[:, None]  # left padding
+        return Batch(
+            inputs=inputs,
+            rows=np.asarray(rows),
+            answers=torch.tensor(answers),
+            names=torch.from_numpy(encoded.option_positions[rows]) + shift,
+            letters=torch.from_numpy(encoded.letter_positions[rows]) + shift,
+        )
+
+    def media_masks(self, input_ids: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions of all media tokens, positions of the media tokens that carry the class)."""
+        rows_t = torch.from_numpy(np.asarray(rows))
+        media = torch.zeros_like(input_ids, dtype=torch.bool)
+        carrying = torch.zeros_like(input_ids, dtype=torch.bool)
+        for ids, carries in ((self.media_tokens["audio"], self.audible[rows_t]), (self.media_tokens["visual"], self.visible[rows_t])):
+            if ids:
+                here = torch.isin(input_ids, torch.tensor(ids))
+                media |= here
+                carrying |= here & carries[:, None]
+        return media, carrying
+
+    def losses(self, model, embeddings: nn.Embedding, capture: "_MediaTokens", batch: "Batch", condition: str) -> dict[str, torch.Tensor]:
+        """The answer's cross-entropy and the recipe's two auxiliary losses for one batch."""
+        out = model(**batch.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1, output_attentions=True)
+        logits = out.logits[:, -1, :].float()
+        answer = nn.functional.cross_entropy(logits, self.letter_ids[batch.answers])
+        media, carrying = self.media_masks(batch.inputs["input_ids"], batch.rows)
+        classes = self.targets[torch.from_numpy(batch.rows)]
+        per_token = classes[:, None].expand_as(carrying)[carrying]
+        align = alignment_loss(capture.embeds[carrying].float(), embeddings.weight[self.class_ids].float(), per_token)
+        informative_rows = carrying.any(dim=1)
+        attention = attention_loss(out.attentions, batch.names, batch.letters, batch.answers, media, informative_rows)
+        return {"answer": answer, "align": align, "attention": attention}
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, dict[str, float]]:
+        model.eval()
+        table = self.data.table.iloc[self.heldout]
+        out = {}
+        for condition in self.conditions:
+            letters = []
+            for start in range(0, len(self.heldout), EVAL_BATCH):
+                rows = self.heldout[start : start + EVAL_BATCH]
+                batch = self.batch(condition, rows, None)
+                logits = model(**batch.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                letters.append(logits[:, self.letter_ids[: self.n_options]].float())
+            letters = torch.cat(letters)
+            correct = (letters.argmax(-1).numpy() == table.answer_index.to_numpy())
+            probs = letters.softmax(-1)
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).numpy()
+            info = self.informative[condition][self.heldout]
+            groups = table.group.to_numpy()
+            out[condition] = {
+                "heldout_acc": float(correct.mean()),
+                "heldout_acc_informative": _mean(correct[info]),
+                "heldout_acc_uninformative": _mean(correct[~info]),
+                **{f"heldout_acc_{g}": _mean(correct[groups == g]) for g in GROUPS},
+                "entropy_uninformative": _mean(entropy[~info]),
+                "entropy_informative": _mean(entropy[info]),
+                "n_informative": int(info.sum()),
+                "n_uninformative": int((~info).sum()),
+            }
+        model.train()
+        return out
+
+    # -- one attempt --------------------------------------------------------------------------
+    def new_model(self, seed: int):
+        # eager attention: the attention supervision needs the probabilities
+        model = self.model_class.from_pretrained(self.checkpoint_dir, dtype=torch.float32, attn_implementation="eager")
+        self.natively_tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        init_expert_weights(model, seed)
+        model.train()
+        return model
+
+    def run_attempt(self, attempt: int, seed: int, last: bool, curves: list[dict], bar) -> tuple[object, dict]:
+        cfg = self.cfg
+        model = self.new_model(seed)
+        embeddings = model.get_input_embeddings()
+        capture = _MediaTokens(language_model(model))
+        decay, no_decay = [], []
+        for param in model.parameters():
+            (no_decay if param.ndim < 2 else decay).append(param)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        rng = np.random.default_rng([seed, 1])
+        train = self.data.train
+        pools = {c: train[self.informative[c][train]] for c in self.conditions}
+        for c, pool in pools.items():
+            if len(pool) == 0:
+                raise ValueError(f"{self.name}: no informative training clip under {c}")
+        total = cfg.steps + cfg.mix_steps
+        escaped_at: int | None = None
+        decay_from: int | None = None  # phase-1 step at which the cosine decay starts
+        sums = {"answer": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+        outcome = "done"
+        step_seconds = []
+        step = 0
+        for step in range(1, total + 1):
+            phase = 1 if step <= cfg.steps else 2
+            lr = self.lr_at(step, decay_from)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            condition = self.conditions[(step - 1) % len(self.conditions)]
+            pool = pools[condition] if phase == 1 else train
+            rows = rng.choice(pool, size=cfg.batch_size, replace=len(pool) < cfg.batch_size)
+            started = time.perf_counter()
+            parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition)
+            total_loss = parts["answer"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"]
+            optimizer.zero_grad(set_to_none=True)
+            total_loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+            optimizer.step()
+            step_seconds.append(time.perf_counter() - started)
+            for key, value in parts.items():
+                sums[key] += float(value.detach())
+            sums["n"] += 1
+            bar.update()
+            if step % cfg.eval_every == 0 or step == total or step == cfg.steps:
+                figures = self.evaluate(model)
+                mean = {k: sums[k] / sums["n"] for k in ("answer", "align", "attention")}
+                sums = {"answer": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+                for condition_name, f in figures.items():
+                    curves.append(
+                        {
+                            "attempt": attempt,
+                            "seed": seed,
+                            "phase": phase,
+                            "step": step,
+                            "condition": condition_name,
+                            "loss": mean["answer"],
+                            "align_loss": mean["align"],
+                            "attention_loss": mean["attention"],
+                            "lr": lr,
+                            **{k: f[k] for k in CURVE_COLUMNS if k in f},
+                        }
+                    )
+                informative_acc = min(f["heldout_acc_informative"] for f in figures.values())
+                bar.set_postfix(attempt=attempt, loss=f"{mean['answer']:.3f}", acc_inf=f"{informative_acc:.2f}")
+                if escaped_at is None and informative_acc >= ESCAPE_ACCURACY:
+                    escaped_at = step
+                    decay_from = min(step, cfg.steps)
+                if phase == 1 and escaped_at is None and step >= cfg.plateau_steps and not last:
+                    outcome = "plateau"
+                    break
+        capture.close()
+        model.eval()
+        summary = {
+            "attempt": attempt,
+            "seed": seed,
+            "steps_run": step,
+            "escaped_at_step": escaped_at,
+            "outcome": outcome,
+            "ms_per_step": round(1000 * float(np.median(step_seconds)), 1) if step_seconds else None,
+        }
+        return model, summary
+
+    def lr_at(self, step: int, decay_from: int | None) -> float:
+        """Warm-up, then held until the escape, then cosine to the end of phase 1; phase 2 decays
+        from `MIX_LR_FRACTION` of the peak to zero. Without an escape, phase 1 decays from half-way."""
+        cfg = self.cfg
+        if step <= cfg.steps:
+            if cfg.warmup_steps and step <= cfg.warmup_steps:
+                return cfg.lr * step / cfg.warmup_steps
+            start = decay_from if decay_from is not None else max(cfg.warmup_steps, cfg.steps // 2, cfg.plateau_steps)
+            if step <= start or start >= cfg.steps:
+                return cfg.lr
+            progress = (step - start) / (cfg.steps - start)
+            return cfg.lr * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+        progress = (step - cfg.steps) / max(cfg.mix_steps, 1)
+        return cfg.lr * MIX_LR_FRACTION * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def fit(self) -> tuple[object, pd.DataFrame, list[dict]]:
+        cfg = self.cfg
+        curves: list[dict] = []
+        attempts = []
+        model = None
+        with tqdm(total=cfg.steps + cfg.mix_steps, desc=f"expert {self.name}", unit="step", disable=not self.progress) as bar:
+            for attempt in range(cfg.max_restarts + 1):
+                seed = cfg.seed + 1000 * attempt
+                bar.reset()
+                model, summary = self.run_attempt(attempt, seed, attempt == cfg.max_restarts, curves, bar)
+                attempts.append(summary)
+                if summary["outcome"] != "plateau":
+                    break
+        return model, pd.DataFrame(curves, columns=CURVE_COLUMNS), attempts
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run with `threads` intra-op threads (None: leave as is), restoring the setting after."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_expert(name: str, profile: Profile, progress: bool = True, data: ExpertData | None = None, threads: int | None = 1) -> Path:
+    """Train the tiny expert `name` of an embedded profile; returns its checkpoint folder.
+
+    Returns at once when the folder already holds an expert built from the same configuration.
+    `data` (from :func:`load_expert_data`) may be passed to share the loaded tables. The tiny
+    models train fastest on one thread (on a busy 2-core machine two threads were 10x slower);
+    `threads=None` keeps torch's setting.
+    """
+    with torch_threads(threads):
+        return _train_expert(name, profile, progress, data)
+
+
+def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData | None) -> Path:
+    if profile.models.kind != "tiny":
+        raise ValueError(f"profile {profile.name!r} loads hub checkpoints (models.kind={profile.models.kind!r}); experts are tiny only")
+    if name not in TINY_FAMILY:
+        raise ValueError(f"no tiny expert for {name!r}; tiny models: {', '.join(TINY_FAMILY)}")
+    target = Path(checkpoint_path(name, profile))
+    if data is None and profile.data.source == "world":
+        from .study import ensure_world
+
+        ensure_world(profile, progress=progress)
+    key = expert_key(name, profile)
+    digest = key_hash(key)
+    if is_trained(target, digest):
+        return target
+    data = data if data is not None else load_expert_data(profile, progress=progress)
+    started = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
+    work = target.parent / f".{target.name}.partial-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    build_tiny_checkpoint(TINY_FAMILY[name], work, data.class_names, seed=profile.experts.seed)
+    trainer = ExpertTrainer(name, profile, data, work, progress)
+    prepared = time.perf_counter() - started
+    model, curves, attempts = trainer.fit()
+    final = trainer.evaluate(model)
+    untie_for_saving(model, trainer.natively_tied)
+    model.save_pretrained(work)
+    curves.to_csv(work / "curves.csv", index=False)
+    escaped = attempts[-1]["escaped_at_step"] is not None
+    if not escaped:
+        warnings.warn(
+            f"expert {name}: held-out accuracy stayed near chance after {len(attempts)} attempt(s); "
+            "the checkpoint is saved but is not a usable expert (more steps or restarts: profile.experts)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    info = {
+        "hash": digest,
+        "key": key,
+        "status": "trained" if escaped else "plateau",
+        "name": name,
+        "family": TINY_FAMILY[name],
+        "conditions": list(trainer.conditions),
+        "classes": data.class_names,
+        "heldout_clips": int(len(data.heldout)),
+        "train_clips": int(len(data.train)),
+        "final": final,
+        "attempts": attempts,
+        "restarts": len(attempts) - 1,
+        "seconds": {"prepare": round(prepared, 1), "total": round(time.perf_counter() - started, 1)},
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+    }
+    (work / "expert.json").write_text(json.dumps(info, indent=1))
+    _replace_folder(work, target)
+    return target
+
+
+def train_experts(
+    profile: Profile, names: list[str] | tuple[str, ...] | None = None, progress: bool = True, threads: int | None = 1
+) -> dict[str, Path]:
+    """Train (or find) every tiny expert the profile evaluates; returns name -> checkpoint."""
+    names = list(names) if names is not None else [n for n in profile.models.evaluate if n in TINY_FAMILY]
+    data = None
+    out = {}
+    for name in names:
+        if data is None and not is_trained(checkpoint_path(name, profile), _hash_if_world(name, profile)):
+            data = load_expert_data(profile, progress=progress)
+        out[name] = train_expert(name, profile, progress=progress, data=data, threads=threads)
+    return out
+
+
+def _hash_if_world(name: str, profile: Profile) -> str:
+    if profile.data.source == "world":
+        from .study import ensure_world
+
+        ensure_world(profile, progress=False)
+    return key_hash(expert_key(name, profile))
+
+
+def read_curves(name: str, profile: Profile) -> pd.DataFrame:
+    """The learning curves of a trained expert (for the book)."""
+    return pd.read_csv(Path(checkpoint_path(name, profile)) / "curves.csv")
+
+
+def read_expert_info(name: str, profile: Profile) -> dict:
+    return json.loads((Path(checkpoint_path(name, profile)) / "expert.json").read_text())
+
+
+def _replace_folder(work: Path, target: Path) -> None:
+    """Move the finished `work` folder to `target`, replacing an older one."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        target.rename(old)
+    work.rename(target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete half-trained folders left by killed runs (their process no longer exists)."""
+    for path in target.parent.glob(f".{target.name}.*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = [
+    "CURVE_COLUMNS",
+    "EXPERTS_VERSION",
+    "alignment_loss",
+    "collate",
+    "expert_key",
+    "init_expert_weights",
+    "load_expert_data",
+    "read_curves",
+    "read_expert_info",
+    "split_batch",
+    "tie_keys_to_queries",
+    "train_expert",
+    "train_experts",
+]
