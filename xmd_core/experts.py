@@ -443,7 +443,8 @@ def expert_key(name: str, profile: Profile) -> dict:
         "name": name,
         "family": TINY_FAMILY[name],
         "sizes": asdict(TinySizes()),
-        "config": profile.config_hash("experts", "media", "world", "data", "mcq", "splits"),
+        # not `splits`: the pretrain split is the world's own, untouched by the analysis split
+        "config": profile.config_hash("experts", "media", "world", "data", "mcq"),
         "models": {"kind": profile.models.kind, "dtype": profile.models.dtype},
         "world": world,
         "recipe": {
