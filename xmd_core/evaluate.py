@@ -276,6 +276,10 @@ def evaluate_models(
 
     inputs = prepare(profile, progress=progress)
     ensure_models(profile, names, progress=progress)
+    if not progress:  # quiet in notebooks: no checkpoint-loading bars in the book's pages
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     rows = []
     for name in names or profile.models.evaluate:
         spec = get_spec(name)
