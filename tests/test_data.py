@@ -96,3 +96,17 @@ def test_probe_keeps_a_real_clip(tmp_path, real_clip):
     index = pd.DataFrame({"clip": [real_clip.stem], "label": ["x"], "split": ["test"]})
     kept, report = data.probe_clips(data.attach_paths(index, real_clip.parent), progress=False)
     assert len(kept) == 1 and report.empty
+
+
+def test_unseen_rows_keep_their_split_and_get_audioset_options():
+    index = pd.DataFrame(
+        {"clip": ["a_000001", "b_000002", "c_000003"], "ytid": ["a", "b", "c"], "start": [1, 2, 3],
+         "label": ["dog barking", "dog barking", "wind noise"], "split": ["train", "test", "unseen"]}
+    )  # fmt: skip
+    out = data.build_splits(index, analysis_per_class=1, switch_val_per_class=0, seed=0)
+    assert out.split.tolist() == ["analysis", "test", "unseen"]
+    pool = data.audioset_option_pool(["wind noise"])
+    assert "wind noise" in pool.index and "Wind noise (microphone)" not in pool.index
+    assert len(pool) == 527 and (pool == 1.0).all()
+    with pytest.raises(data.IndexError_, match="no AudioSet display name"):
+        data.audioset_option_pool(["not a sound at all xyz"])

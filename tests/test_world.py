@@ -146,8 +146,11 @@ def test_tiny_plan_sizes():
         assert per[(g, "pretrain")] == k * cfg.pretrain_per_class
         assert per[(g, "train")] == k * cfg.train_per_class
         assert per[(g, "test")] == k * cfg.test_per_class
-    assert ("unseen", "pretrain") not in per.index
-    assert len(clips) == 15000
+    # unseen classes: pre-trained, but outside the VGGSound splits
+    assert per[("unseen", "pretrain")] == cfg.unseen_classes * cfg.pretrain_per_class
+    assert per[("unseen", "unseen")] == cfg.unseen_classes * cfg.test_per_class
+    assert ("unseen", "train") not in per.index and ("unseen", "test") not in per.index
+    assert len(clips) == 15000 - 5 * 250 + 5 * 150
 
 
 # --- the built world ------------------------------------------------------------------------
@@ -167,13 +170,17 @@ def test_index_files_in_vggsound_formats(smoke):
     index = data.read_index_csv(paths.index_csv)
     assert set(index.split) == {"train", "test"}
     per = index.groupby(["label", "split"]).size().unstack()
-    assert set(per.index) == set(classes.label)
+    assert set(per.index) == set(classes.label) - unseen
     assert (per["train"] == cfg.train_per_class).all() and (per["test"] == cfg.test_per_class).all()
 
     pretrain = data.read_index_csv(paths.pretrain_csv)
     assert (pretrain.split == "pretrain").all()
-    assert set(pretrain.label) == set(classes.label) - unseen
+    assert set(pretrain.label) == set(classes.label)
     assert (pretrain.groupby("label").size() == cfg.pretrain_per_class).all()
+
+    held_out = data.read_index_csv(paths.unseen_csv)
+    assert (held_out.split == "unseen").all() and set(held_out.label) == unseen
+    assert (held_out.groupby("label").size() == cfg.test_per_class).all()
 
     stat = data.read_stat(paths.stat_csv)
     real = data.read_stat().set_index("label")
@@ -184,8 +191,8 @@ def test_index_files_in_vggsound_formats(smoke):
     clips = load_clips(paths)
     for column in ("clip", "ytid", "start", "label", "category", "group", "split", "audible", "visible", "snr_db"):
         assert column in clips.columns
-    assert len(clips) == len(index) + len(pretrain)
-    assert set(clips["clip"]) == set(index["clip"]) | set(pretrain["clip"])
+    assert len(clips) == len(index) + len(pretrain) + len(held_out)
+    assert set(clips["clip"]) == set(index["clip"]) | set(pretrain["clip"]) | set(held_out["clip"])
     assert clips.audible.dtype == bool and clips.visible.dtype == bool
 
     manifest = json.loads(paths.manifest.read_text())
@@ -226,7 +233,7 @@ def test_clips_are_valid_mp4(smoke):
 def test_same_seed_same_world_other_seed_other_world(smoke, tmp_path):
     profile, paths = smoke
     again = build_world(smoke_at(tmp_path / "b"), workers=1, progress=False)
-    for name in ("index_csv", "pretrain_csv", "stat_csv", "clips_table", "classes_table"):
+    for name in ("index_csv", "pretrain_csv", "unseen_csv", "stat_csv", "clips_table", "classes_table"):
         assert getattr(again, name).read_bytes() == getattr(paths, name).read_bytes(), name
     clips = load_clips(paths)["clip"]
     for clip in clips:  # x264 and the AAC encoder are deterministic single-threaded

@@ -64,6 +64,7 @@ class DataConfig:
     clips_dir: str = ""  # vggsound: folder of `{ytid}_{start:06d}.mp4`; world: set by the generator
     index_csv: str = ""  # vggsound: `vggsound.csv` (ytid,start,label,split) or `test.csv`
     stat_csv: str = ""  # empty: the packaged VGGSound stat.csv
+    unseen_csv: str = ""  # vggsound: optional index of clips of classes outside VGGSound (split `unseen`)
 
     def validate(self, where: str) -> None:
         if self.source not in ("world", "vggsound"):
@@ -171,6 +172,62 @@ class ExpertsConfig:
 
 
 @dataclass(frozen=True)
+class SwitchConfig:
+    """The heuristic switch (Sec. 4.2): a Cnn14 on the clip's audio that predicts whether the
+    teacher beats the student on the clip's class. The paper's recipe are the defaults."""
+
+    width: int = 64  # channels of Cnn14's first block (PANNs: 64); the embedding has 32 x width
+    pretrained: str = ""  # PANNs' Cnn14_16k_mAP=0.438.pth; "" = pre-train a tagger (embedded profiles)
+    tagger_epochs: int = 0  # audio tagging on the pretrain split, standing in for AudioSet pre-training
+    tagger_lr: float = 1e-3
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup_fraction: float = 0.1
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        for name in ("width", "epochs", "batch_size"):
+            _positive(where, name, getattr(self, name))
+        _at_least(where, "tagger_epochs", self.tagger_epochs, 0)
+        _positive(where, "lr", self.lr)
+        _positive(where, "tagger_lr", self.tagger_lr)
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"{where}.warmup_fraction must be in [0, 1) (got {self.warmup_fraction})")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Cross-modal LoRA distillation (Sec. 4.1, 4.3). The paper's recipe are the defaults."""
+
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lr: float = 1e-4
+    warmup_fraction: float = 0.1
+    batch_size: int = 8  # effective batch: micro_batch_size x gradient accumulation x processes
+    micro_batch_size: int = 8  # clips per forward pass and process
+    epochs: int = 1
+    temperature: float = 2.0  # of the KL on the teacher's 10 letter logits
+    max_clips: int = 0  # 0: the whole finetune split; else the first max_clips clips (tests)
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        for name in ("lora_rank", "lora_alpha", "batch_size", "micro_batch_size", "epochs"):
+            _positive(where, name, getattr(self, name))
+        _positive(where, "lr", self.lr)
+        _positive(where, "temperature", self.temperature)
+        _at_least(where, "max_clips", self.max_clips, 0)
+        _at_least(where, "lora_dropout", self.lora_dropout, 0)
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"{where}.warmup_fraction must be in [0, 1) (got {self.warmup_fraction})")
+        if self.batch_size % self.micro_batch_size:
+            raise ConfigError(
+                f"{where}.batch_size ({self.batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})"
+            )
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     artifacts_dir: Path
@@ -182,6 +239,8 @@ class Profile:
     mcq: McqConfig = field(default_factory=McqConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    switch: SwitchConfig = field(default_factory=SwitchConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     source_file: Path | None = None
 
     @property
@@ -212,6 +271,8 @@ _SECTIONS = {
     "mcq": McqConfig,
     "models": ModelsConfig,
     "experts": ExpertsConfig,
+    "switch": SwitchConfig,
+    "distill": DistillConfig,
 }
 
 
@@ -310,12 +371,14 @@ def replace(profile: Profile, **sections: dict[str, Any]) -> Profile:
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "DistillConfig",
     "ExpertsConfig",
     "McqConfig",
     "ModelsConfig",
     "MediaConfig",
     "PACKAGE_DATA",
     "Profile",
+    "SwitchConfig",
     "SplitConfig",
     "WorldConfig",
     "load_profile",

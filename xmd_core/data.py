@@ -8,6 +8,7 @@ The embedded world writes the same formats, so the same code indexes it.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,42 @@ def read_audioset_labels(path: str | Path = AUDIOSET_CSV) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def normalise_name(name: str) -> str:
+    """Lower case, parentheses removed, punctuation other than commas dropped, spaces collapsed."""
+    text = re.sub(r"\(.*?\)", " ", name.lower())
+    text = text.replace("-", " ")
+    text = re.sub(r"[^a-z0-9, ]", "", text)
+    text = re.sub(r"\s*,\s*", ", ", text)
+    return re.sub(r"\s+", " ", text).strip(" ,")
+
+
+def audioset_names(labels: pd.Series) -> pd.Series:
+    """The AudioSet display name of each label ('' when none matches).
+
+    A match is case-insensitive equality, else equality after `normalise_name` (which maps
+    e.g. 'wind noise' to 'Wind noise (microphone)').
+    """
+    names = read_audioset_labels().display_name.tolist()
+    exact = {n.lower(): n for n in names}
+    loose: dict[str, str] = {}
+    for n in names:
+        loose.setdefault(normalise_name(n), n)
+    return labels.map(lambda s: exact.get(s.lower()) or loose.get(normalise_name(s), ""))
+
+
+def audioset_option_pool(unseen_labels: list[str] | pd.Series) -> pd.Series:
+    """Options for the unseen-class questions (Fig. 3 bottom): AudioSet's 527 display names,
+    equally likely, where each unseen class stands for the AudioSet name it matches (so its
+    own name is the answer and the AudioSet spelling of it is never a distractor)."""
+    unseen = pd.Series(sorted(set(unseen_labels)), dtype=str)
+    matched = audioset_names(unseen)
+    missing = unseen[matched == ""].tolist()
+    if missing:
+        raise IndexError_(f"unseen classes with no AudioSet display name: {missing[:5]}")
+    names = [n for n in read_audioset_labels().display_name if n not in set(matched)] + unseen.tolist()
+    return pd.Series(1.0, index=pd.Index(names, name="label"))
+
+
 # --- clips on disk, the probe report, splits -------------------------------------------------
 
 
@@ -146,9 +183,10 @@ def index_sources(profile: Profile) -> IndexSources:
     """The files behind a profile's index: the embedded world's, or VGGSound's own."""
     if profile.data.source == "world":
         root = profile.world_dir
-        return IndexSources((root / "pretrain.csv", root / "vggsound.csv"), root / "stat.csv", root / "clips")
+        return IndexSources((root / "pretrain.csv", root / "vggsound.csv", root / "unseen.csv"), root / "stat.csv", root / "clips")
     stat = Path(profile.data.stat_csv) if profile.data.stat_csv else STAT_CSV
-    return IndexSources((Path(profile.data.index_csv),), stat, Path(profile.data.clips_dir))
+    tables = (Path(profile.data.index_csv),) + ((Path(profile.data.unseen_csv),) if profile.data.unseen_csv else ())
+    return IndexSources(tables, stat, Path(profile.data.clips_dir))
 
 
 def attach_paths(index: pd.DataFrame, clips_dir: str | Path) -> pd.DataFrame:
@@ -208,13 +246,14 @@ def build_splits(index: pd.DataFrame, analysis_per_class: int, switch_val_per_cl
 
     - `analysis`: `analysis_per_class` clips per class drawn (seeded) out of `train`;
     - `finetune`: the rest of `train` (the analysis clips are excluded from finetuning);
-    - `test`: the official test split; `pretrain` rows (embedded world only) are kept as they are.
+    - `test`: the official test split; `pretrain` rows (embedded world only) and `unseen` rows
+      (classes outside VGGSound, for the generalisation test) are kept as they are.
     The analysis clips also get `switch_split`: `val` for `switch_val_per_class` of each class
     (5 of 50 in the paper), `train` for the others; other rows get ''.
     """
-    unknown = set(index.split) - {"train", "test", "pretrain"}
+    unknown = set(index.split) - {"train", "test", "pretrain", "unseen"}
     if unknown:
-        raise ValueError(f"unknown split value(s) {sorted(unknown)}: expected train, test or pretrain")
+        raise ValueError(f"unknown split value(s) {sorted(unknown)}: expected train, test, pretrain or unseen")
     out = index.copy()
     out["switch_split"] = ""
     rng = np.random.default_rng(seed)
@@ -243,10 +282,12 @@ def load_index(profile: Profile, probe: bool = True, progress: bool = True) -> t
     sources = index_sources(profile)
     index = pd.concat([read_index_csv(p) for p in sources.index_csvs], ignore_index=True)
     stat = read_stat(sources.stat_csv)
-    unknown = sorted(set(index.label) - set(stat.label))
+    outside = index.split == "unseen"  # AudioSet classes (full profile) need not be in stat.csv
+    outside &= ~index.label.isin(stat.label) & (audioset_names(index.label) != "")
+    unknown = sorted(set(index.label[~outside]) - set(stat.label))
     if unknown:
         raise IndexError_(f"labels not in {sources.stat_csv}: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
-    index = index.merge(stat[["label", "category"]], on="label", how="left")
+    index = index.merge(stat[["label", "category"]], on="label", how="left").fillna({"category": "unseen"})
     index = attach_paths(index, sources.clips_dir)
     if probe:
         index, report = probe_clips(index, profile.results_dir / "probe.parquet", progress=progress)

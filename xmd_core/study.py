@@ -15,6 +15,7 @@ from .config import Profile
 @dataclass(frozen=True)
 class StudyInputs:
     clips: pd.DataFrame  # clip, ytid, start, label, category, split, switch_split, path
+    # split: pretrain (embedded experts), analysis, finetune, test, unseen (classes outside VGGSound)
     dropped: pd.DataFrame  # clip, path, reason
     questions: pd.DataFrame  # clip, label, options, answer, answer_index, prompt, seed
     classes: pd.DataFrame  # label, count, category of the option pool
@@ -51,7 +52,13 @@ def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
     classes = data.read_stat(data.index_sources(profile).stat_csv)
     counts = dict(zip(classes.label, classes["count"]))
     out: Path = profile.results_dir
-    questions = mcq.load_or_build_questions(out / "questions.parquet", clips, counts, profile.mcq.seed, profile.mcq.n_options)
+    seed, n_options = profile.mcq.seed, profile.mcq.n_options
+    vggsound, unseen = clips[clips.split != "unseen"], clips[clips.split == "unseen"]
+    questions = mcq.load_or_build_questions(out / "questions.parquet", vggsound, counts, seed, n_options)
+    if len(unseen):  # classes outside VGGSound: options from AudioSet's label set (Fig. 3 bottom)
+        pool = data.audioset_option_pool(unseen.label)
+        extra = mcq.load_or_build_questions(out / "questions_unseen.parquet", unseen, pool, seed, n_options)
+        questions = pd.concat([questions, extra], ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     clips.to_parquet(out / "clips.parquet")
     dropped.to_csv(out / "dropped_clips.csv", index=False)
@@ -70,5 +77,5 @@ def split_summary(clips: pd.DataFrame) -> pd.DataFrame:
             "per class (max)": per_class.groupby(level=0).max(),
         }
     )
-    order = [s for s in ("pretrain", "analysis", "finetune", "test") if s in table.index]
+    order = [s for s in ("pretrain", "analysis", "finetune", "test", "unseen") if s in table.index]
     return table.loc[order]

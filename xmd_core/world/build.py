@@ -5,7 +5,8 @@ Layout under `profile.world_dir`::
 
     clips/{ytid}_{start:06d}.mp4   H.264 (yuv420p) + AAC, width x height at fps, duration_s long
     vggsound.csv                   ytid,start,label,split   (no header; split train / test)
-    pretrain.csv                   ytid,start,label,pretrain (no header; heard/seen/both classes)
+    pretrain.csv                   ytid,start,label,pretrain (no header; every class)
+    unseen.csv                     ytid,start,label,unseen  (no header; the unseen classes only)
     stat.csv                       label,count,category      (no header; real VGGSound counts)
     clips.csv                      every clip with its draw (header)
     classes.csv                    the `select_classes` table (header)
@@ -38,7 +39,7 @@ from .classes import PRETRAIN_GROUPS, select_classes
 from .clips import ClipDraw, Signature, draw_clip, render_clip, signatures
 
 #: Bump when the generator changes what it writes: a world built by another version is rebuilt.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 PART_SUFFIX = ".part"
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "20", "threads": "1"}
 AAC_OPTIONS = {"aac_coder": "fast"}
@@ -51,6 +52,7 @@ class WorldPaths:
     clips_dir: Path
     index_csv: Path  # vggsound.csv: train + test
     pretrain_csv: Path
+    unseen_csv: Path
     stat_csv: Path
     clips_table: Path  # clips.csv
     classes_table: Path  # classes.csv
@@ -64,6 +66,7 @@ class WorldPaths:
             clips_dir=root / "clips",
             index_csv=root / "vggsound.csv",
             pretrain_csv=root / "pretrain.csv",
+            unseen_csv=root / "unseen.csv",
             stat_csv=root / "stat.csv",
             clips_table=root / "clips.csv",
             classes_table=root / "classes.csv",
@@ -88,7 +91,10 @@ def plan_world(world: WorldConfig) -> tuple[pd.DataFrame, list[ClipDraw]]:
     draws: list[ClipDraw] = []
     for row in table.itertuples(index=False):
         sizes = [("pretrain", world.pretrain_per_class)] if row.group in PRETRAIN_GROUPS else []
-        sizes += [("train", world.train_per_class), ("test", world.test_per_class)]
+        if row.group == "unseen":  # outside the VGGSound splits: only the generalisation test
+            sizes += [("unseen", world.test_per_class)]
+        else:
+            sizes += [("train", world.train_per_class), ("test", world.test_per_class)]
         for split, count in sizes:
             for i in range(count):
                 draws.append(
@@ -164,6 +170,7 @@ def write_tables(paths: WorldPaths, table: pd.DataFrame, draws: list[ClipDraw]) 
     clips = clips_frame(draws)
     _index_csv(paths.index_csv, clips[clips.split.isin(["train", "test"])])
     _index_csv(paths.pretrain_csv, clips[clips.split == "pretrain"])
+    _index_csv(paths.unseen_csv, clips[clips.split == "unseen"])
     _write_atomic(paths.stat_csv, lambda p: table[["label", "count", "category"]].to_csv(p, header=False, index=False))
     _write_atomic(paths.classes_table, lambda p: table.to_csv(p, index=False))
     _write_atomic(paths.clips_table, lambda p: clips.to_csv(p, index=False))
@@ -197,7 +204,7 @@ def is_complete(profile: Profile) -> bool:
         return False
     if any(manifest.get(k) != v for k, v in _manifest_key(profile).items()):
         return False
-    tables = (paths.index_csv, paths.pretrain_csv, paths.stat_csv, paths.clips_table, paths.classes_table)
+    tables = (paths.index_csv, paths.pretrain_csv, paths.unseen_csv, paths.stat_csv, paths.clips_table, paths.classes_table)
     if not all(p.is_file() for p in tables):
         return False
     wanted = pd.read_csv(paths.clips_table, usecols=["clip"])["clip"]

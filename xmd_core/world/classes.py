@@ -10,7 +10,9 @@ Groups (the three rows of the paper's Figure 1, plus the generalisation classes)
 - ``seen``: largest P(visible) - P(audible) (playing lacrosse, people running, ...);
 - ``both``: largest min(P(audible), P(visible)) among the rest, i.e. clearly heard *and* seen;
 - ``unseen``: VGGSound classes whose name is also an AudioSet display name, most visual first
-  (where a visual teacher can help), kept out of pre-training.
+  (where a visual teacher can help). The experts pre-train on them (as Qwen2-Audio knew
+  AudioSet's classes), but they are kept out of the VGGSound splits, hence out of the switch and
+  of distillation; their own `unseen` split is asked with AudioSet's label set as options.
 
 Each group is spread over the categories: classes are taken greedily by score minus
 ``CATEGORY_PENALTY`` times the number already taken from the same category.
@@ -27,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import WorldConfig
-from ..data import modality_rates, read_audioset_labels
+from ..data import audioset_names, modality_rates, normalise_name  # noqa: F401 (normalise_name re-exported)
 
 GROUPS = ("heard", "seen", "both", "unseen")
-PRETRAIN_GROUPS = ("heard", "seen", "both")
+PRETRAIN_GROUPS = GROUPS  # every class is pre-trained; see ``unseen`` above
 
 #: Classes with fewer VGGSounder annotations than this have unreliable rates and are not chosen.
 MIN_ANNOTATED = 20
@@ -93,29 +95,6 @@ def youtube_like_id(*parts: object) -> str:
 def world_rate(p: float | np.ndarray, gamma: float = RATE_GAMMA) -> float | np.ndarray:
     """The world's Bernoulli rate from a real one: ``p ** gamma`` (monotone; 1.0 leaves it)."""
     return np.asarray(p, dtype=float) ** gamma
-
-
-def normalise_name(name: str) -> str:
-    """Lower case, parentheses removed, punctuation other than commas dropped, spaces collapsed."""
-    text = re.sub(r"\(.*?\)", " ", name.lower())
-    text = text.replace("-", " ")
-    text = re.sub(r"[^a-z0-9, ]", "", text)
-    text = re.sub(r"\s*,\s*", ", ", text)
-    return re.sub(r"\s+", " ", text).strip(" ,")
-
-
-def audioset_names(labels: pd.Series) -> pd.Series:
-    """The AudioSet display name of each VGGSound label ('' when none matches).
-
-    A match is case-insensitive equality, else equality after `normalise_name` (which maps
-    e.g. 'wind noise' to 'Wind noise (microphone)').
-    """
-    names = read_audioset_labels().display_name.tolist()
-    exact = {n.lower(): n for n in names}
-    loose: dict[str, str] = {}
-    for n in names:
-        loose.setdefault(normalise_name(n), n)
-    return labels.map(lambda s: exact.get(s.lower()) or loose.get(normalise_name(s), ""))
 
 
 def _spread_pick(cands: pd.DataFrame, score: pd.Series, k: int) -> list[str]:
