@@ -174,6 +174,19 @@ def test_split_and_collate_rebuild_the_processor_batch(name, condition, tiny_che
         assert torch.equal(reordered[key], direct[key]), key
 
 
+@pytest.mark.parametrize("name,condition", [(n, c) for n in TINY_FAMILY for c in REGISTRY[n].conditions])
+def test_appending_the_answer_leaves_the_answer_logits_unchanged(name, condition, tiny_checkpoints):
+    adapter = _load(name, tiny_checkpoints[name])
+    batch = adapter.inputs(_samples(), condition)
+    kwargs = adapter.forward_kwargs(condition)
+    with torch.no_grad():
+        plain = adapter.model(**batch, **kwargs, use_cache=False).logits[:, -1]
+        longer = experts.append_token(dict(batch), adapter.letter_ids[:3])
+        both = adapter.model(**longer, **kwargs, use_cache=False).logits
+    assert longer["input_ids"].shape[1] == batch["input_ids"].shape[1] + 1
+    torch.testing.assert_close(both[:, -2], plain, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["qwen2-audio", "qwen2.5-omni"])
 def test_fresh_question_by_token_rewrite_matches_the_processor(name, tiny_checkpoints):
     adapter = _load(name, tiny_checkpoints[name])
@@ -224,6 +237,7 @@ def test_training_writes_a_loadable_expert(smoke, audio_expert):
     info = json.loads((audio_expert / "expert.json").read_text())
     assert info["status"] in ("trained", "plateau") and info["conditions"] == ["audio"]
     assert set(info["final"]["audio"]) >= {"heldout_acc", "heldout_acc_informative", "heldout_acc_uninformative"}
+    assert set(info["generation"]["audio"]) >= {"parsed", "agrees_with_scoring"}
     curves = pd.read_csv(audio_expert / "curves.csv")
     assert list(curves.columns) == experts.CURVE_COLUMNS
     assert curves.step.max() == smoke.experts.steps + smoke.experts.mix_steps
@@ -257,7 +271,10 @@ def test_second_call_returns_without_training(smoke, audio_expert, monkeypatch):
 def test_changed_experts_config_retrains(smoke, audio_expert):
     before = json.loads((audio_expert / "expert.json").read_text())
     changed = replace(smoke, experts={"steps": smoke.experts.steps + 2})
+    stale = audio_expert.parent / ".qwen2-audio.partial-999999"  # as a killed run leaves it
+    stale.mkdir()
     folder = experts.train_expert("qwen2-audio", changed, progress=False)
+    assert not stale.exists()
     after = json.loads((folder / "expert.json").read_text())
     assert folder == audio_expert and after["hash"] != before["hash"]
     assert pd.read_csv(folder / "curves.csv").step.max() == changed.experts.steps + changed.experts.mix_steps

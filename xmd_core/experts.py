@@ -29,7 +29,11 @@ here and only here:
   with the learning rate held after warm-up until held-out accuracy leaves chance, then a cosine
   decay; a run still at chance after `plateau_steps` restarts with a new seed;
 - phase 2 (`mix_steps`) fine-tunes on the real mix, so that clips without signal get
-  near-uniform letters.
+  near-uniform letters: on those the answer's target is uniform over the options' letters
+  (`UNINFORMATIVE_TARGET`; with the true letter the experts learn the world's base rates
+  instead, e.g. "inaudible, so probably a mostly-seen class");
+- after the letter, the turn ends (`<|im_end|>` is trained too), so greedy generation answers
+  with the letter alone and `scoring.parse_letter` reads it.
 
 These aids belong to expert building: the saved checkpoint is a plain model that the adapters
 load with `from_pretrained`, and everything afterwards uses it with the paper's prompt.
@@ -69,7 +73,7 @@ from .models.registry import REGISTRY, TINY_FAMILY, checkpoint_path
 from .models.tiny import FAMILY_TOKENS, TinySizes, build_tiny_checkpoint
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
-EXPERTS_VERSION = "1"
+EXPERTS_VERSION = "3"
 
 #: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
 ESCAPE_ACCURACY = 0.3
@@ -80,6 +84,12 @@ FINAL_LR_FRACTION = 0.05
 GRAD_CLIP = 1.0
 #: Weight of the attention supervision of the retrieval circuit (see :func:`attention_loss`).
 ATTENTION_WEIGHT = 1.0
+#: Target of the answer on clips without signal under the condition (phase 2): "uniform" over the
+#: options' letters, or "truth" (the answer letter). With "truth" the experts learn the world's
+#: base rates instead of answering at chance: an inaudible clip is most likely of a mostly-seen
+#: class, an invisible one of a mostly-heard class (measured: the audio expert then answered 42%
+#: of inaudible mostly-seen clips right, the visual expert 31% of invisible mostly-heard ones).
+UNINFORMATIVE_TARGET = "uniform"
 EVAL_BATCH = 64
 ENCODE_CHUNK = 32
 
@@ -96,6 +106,7 @@ CURVE_COLUMNS = [
     "step",
     "condition",
     "loss",
+    "end_loss",
     "align_loss",
     "attention_loss",
     "lr",
@@ -207,6 +218,7 @@ def attention_loss(
     answers: torch.Tensor,
     media: torch.Tensor,
     informative_rows: torch.Tensor,
+    query: int = -1,
 ) -> torch.Tensor:
     """Attention supervision of the retrieval circuit (a training aid, like the alignment loss).
 
@@ -218,7 +230,8 @@ def attention_loss(
     - last layer, mean over heads: the last position attends to the answer's name, in rows whose
       media carry the class (`informative_rows`, (B,)).
 
-    Each term is -log of the probability mass on its targets; the loss is their sum.
+    "The last position" is `query` (-2 when the answer letter is appended after it). Each term
+    is -log of the probability mass on its targets; the loss is their sum.
     """
     first, last = attentions[0], attentions[-1]
     if first.shape[1] < 2:
@@ -227,12 +240,12 @@ def attention_loss(
     to_letter = first[:, 0][rows, names, letters]  # (B, n)
     terms = [-(to_letter.clamp_min(1e-9).log()).mean()]
     if media.any():
-        to_media = (first[:, -1, -1, :] * media).sum(-1)
+        to_media = (first[:, -1, query, :] * media).sum(-1)
         has_media = media.any(dim=1)
         terms.append(-(to_media[has_media].clamp_min(1e-9).log()).mean())
     if informative_rows.any():
         answer_name = names[torch.arange(names.shape[0]), answers]
-        to_answer = last[:, :, -1, :].mean(1)[torch.arange(names.shape[0]), answer_name]
+        to_answer = last[:, :, query, :].mean(1)[torch.arange(names.shape[0]), answer_name]
         terms.append(-(to_answer[informative_rows].clamp_min(1e-9).log()).mean())
     return torch.stack(terms).sum()
 
@@ -295,6 +308,16 @@ def collate(items: list[dict[str, torch.Tensor]], pad_token_id: int) -> dict[str
             out[key] = torch.stack(rows)
         else:
             out[key] = torch.cat([item[key] for item in items])
+    return out
+
+
+def append_token(inputs: dict[str, torch.Tensor], tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A batch with one more text token at the end of every row (`tokens`, (B,))."""
+    out = dict(inputs)
+    out["input_ids"] = torch.cat([inputs["input_ids"], tokens[:, None].to(inputs["input_ids"].dtype)], dim=1)
+    out["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(inputs["attention_mask"][:, :1])], dim=1)
+    if "mm_token_type_ids" in inputs:  # 0: a text token
+        out["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(inputs["mm_token_type_ids"][:, :1])], dim=1)
     return out
 
 
@@ -453,6 +476,7 @@ def expert_key(name: str, profile: Profile) -> dict:
             "final_lr_fraction": FINAL_LR_FRACTION,
             "grad_clip": GRAD_CLIP,
             "attention_weight": ATTENTION_WEIGHT,
+            "uninformative_target": UNINFORMATIVE_TARGET,
         },
     }
 
@@ -503,12 +527,14 @@ class ExpertTrainer:
         self.checkpoint_dir = checkpoint_dir
         self.model_class = getattr(transformers, self.spec.adapter.model_class)
         processor = transformers.AutoProcessor.from_pretrained(checkpoint_dir)
+        self.processor = processor
         self.tokenizer = processor.tokenizer
         self.pad_id = self.tokenizer.pad_token_id
         self.class_ids = torch.tensor([self._single_token(n) for n in data.class_names])
         self.class_index = {n: i for i, n in enumerate(data.class_names)}
         self.token_of = dict(zip(data.class_names, self.class_ids.tolist()))
         self.letter_ids = torch.tensor([self._single_token(letter) for letter in LETTERS])
+        self.end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         table = data.table
         self.labels = table.label.tolist()
         self.targets = torch.tensor([self.class_index[label] for label in self.labels])
@@ -577,17 +603,33 @@ class ExpertTrainer:
         return media, carrying
 
     def losses(self, model, embeddings: nn.Embedding, capture: "_MediaTokens", batch: "Batch", condition: str) -> dict[str, torch.Tensor]:
-        """The answer's cross-entropy and the recipe's two auxiliary losses for one batch."""
-        out = model(**batch.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1, output_attentions=True)
-        logits = out.logits[:, -1, :].float()
-        answer = nn.functional.cross_entropy(logits, self.letter_ids[batch.answers])
-        media, carrying = self.media_masks(batch.inputs["input_ids"], batch.rows)
+        """The answer's cross-entropy, the end of the turn after it, and the recipe's auxiliary
+        losses for one batch. On clips without signal under the condition (phase 2 only: phase 1
+        samples informative clips) the answer's target is uniform over the options' letters.
+
+        The answer letter is appended to each row (teacher forcing): the position before it
+        must predict the letter, the letter must predict `<|im_end|>`, so that greedy generation
+        answers with the letter alone. The appended token is after every other, so (causal
+        attention) the letter's prediction is exactly the one made without it.
+        """
+        letters = self.letter_ids[batch.answers]
+        inputs = append_token(batch.inputs, letters)
+        out = model(**inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=2, output_attentions=True)
+        logits = out.logits.float()  # indexed from the end: Qwen2-Audio ignores logits_to_keep
+        log_probs = logits[:, -2].log_softmax(-1)
+        truth = -log_probs.gather(1, letters[:, None])[:, 0]
+        # no signal under this condition: every option's letter alike (UNINFORMATIVE_TARGET)
+        uniform = -log_probs[:, self.letter_ids[: self.n_options]].mean(-1)
+        blind = torch.from_numpy(~self.informative[condition][batch.rows])
+        answer = torch.where(blind, uniform, truth).mean() if UNINFORMATIVE_TARGET == "uniform" else truth.mean()
+        end = nn.functional.cross_entropy(logits[:, -1], torch.full_like(letters, self.end_id))
+        media, carrying = self.media_masks(inputs["input_ids"], batch.rows)
         classes = self.targets[torch.from_numpy(batch.rows)]
         per_token = classes[:, None].expand_as(carrying)[carrying]
         align = alignment_loss(capture.embeds[carrying].float(), embeddings.weight[self.class_ids].float(), per_token)
         informative_rows = carrying.any(dim=1)
-        attention = attention_loss(out.attentions, batch.names, batch.letters, batch.answers, media, informative_rows)
-        return {"answer": answer, "align": align, "attention": attention}
+        attention = attention_loss(out.attentions, batch.names, batch.letters, batch.answers, media, informative_rows, query=-2)
+        return {"answer": answer, "end": end, "align": align, "attention": attention}
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -621,6 +663,40 @@ class ExpertTrainer:
         model.train()
         return out
 
+    @torch.no_grad()
+    def check_generation(self, model, clips: int = 64) -> dict[str, dict]:
+        """Greedy generation on held-out clips: how often it parses to a letter, and to the letter
+        that letter scoring picks (the expert should answer with the letter and end its turn)."""
+        from .scoring import parse_letter
+
+        model.eval()
+        adapter = self.spec.adapter(self.name, model, self.processor, self.conditions)
+        rows = self.heldout[:clips]
+        out = {}
+        for condition in self.conditions:
+            scored, texts = [], []
+            for start in range(0, len(rows), EVAL_BATCH):
+                part = self.batch(condition, rows[start : start + EVAL_BATCH], None)
+                logits = model(**part.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                scored += logits[:, self.letter_ids[: self.n_options]].argmax(-1).tolist()
+                generated = model.generate(
+                    **part.inputs,
+                    **self.forward_kwargs[condition],
+                    max_new_tokens=4,
+                    do_sample=False,
+                    eos_token_id=[self.end_id],
+                    pad_token_id=self.pad_id,
+                )
+                texts += adapter.decode(generated[:, part.inputs["input_ids"].shape[1] :])
+            parsed = [parse_letter(t, self.n_options) for t in texts]
+            out[condition] = {
+                "clips": len(texts),
+                "parsed": float(np.mean([p is not None for p in parsed])),
+                "agrees_with_scoring": float(np.mean([p == LETTERS[i] for p, i in zip(parsed, scored)])),
+                "examples": texts[:3],
+            }
+        return out
+
     # -- one attempt --------------------------------------------------------------------------
     def new_model(self, seed: int):
         # eager attention: the attention supervision needs the probabilities
@@ -648,7 +724,7 @@ class ExpertTrainer:
         total = cfg.steps + cfg.mix_steps
         escaped_at: int | None = None
         decay_from: int | None = None  # phase-1 step at which the cosine decay starts
-        sums = {"answer": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+        sums = {"answer": 0.0, "end": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
         outcome = "done"
         step_seconds = []
         step = 0
@@ -662,7 +738,7 @@ class ExpertTrainer:
             rows = rng.choice(pool, size=cfg.batch_size, replace=len(pool) < cfg.batch_size)
             started = time.perf_counter()
             parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition)
-            total_loss = parts["answer"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"]
+            total_loss = parts["answer"] + parts["end"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"]
             optimizer.zero_grad(set_to_none=True)
             total_loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -674,8 +750,8 @@ class ExpertTrainer:
             bar.update()
             if step % cfg.eval_every == 0 or step == total or step == cfg.steps:
                 figures = self.evaluate(model)
-                mean = {k: sums[k] / sums["n"] for k in ("answer", "align", "attention")}
-                sums = {"answer": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+                mean = {k: sums[k] / sums["n"] for k in ("answer", "end", "align", "attention")}
+                sums = {"answer": 0.0, "end": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
                 for condition_name, f in figures.items():
                     curves.append(
                         {
@@ -685,6 +761,7 @@ class ExpertTrainer:
                             "step": step,
                             "condition": condition_name,
                             "loss": mean["answer"],
+                            "end_loss": mean["end"],
                             "align_loss": mean["align"],
                             "attention_loss": mean["attention"],
                             "lr": lr,
@@ -787,18 +864,27 @@ def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData 
     digest = key_hash(key)
     if is_trained(target, digest):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _training_lock(target, progress):
+        if is_trained(target, digest):  # another process trained it while this one waited
+            return target
+        return _train_locked(name, profile, progress, data, target, key, digest)
+
+
+def _train_locked(name: str, profile: Profile, progress: bool, data: ExpertData | None, target: Path, key: dict, digest: str) -> Path:
+    import transformers
+
     data = data if data is not None else load_expert_data(profile, progress=progress)
     started = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
+    for stale in target.parent.glob(f".{target.name}.partial-*"):
+        shutil.rmtree(stale)  # left by a killed run (this process holds the lock)
     work = target.parent / f".{target.name}.partial-{os.getpid()}"
-    if work.exists():
-        shutil.rmtree(work)
     build_tiny_checkpoint(TINY_FAMILY[name], work, data.class_names, seed=profile.experts.seed)
     trainer = ExpertTrainer(name, profile, data, work, progress)
     prepared = time.perf_counter() - started
     model, curves, attempts = trainer.fit()
     final = trainer.evaluate(model)
+    generation = trainer.check_generation(model)
     untie_for_saving(model, trainer.natively_tied)
     model.save_pretrained(work)
     curves.to_csv(work / "curves.csv", index=False)
@@ -818,14 +904,16 @@ def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData 
         "family": TINY_FAMILY[name],
         "conditions": list(trainer.conditions),
         "classes": data.class_names,
+        "experts_config": asdict(profile.experts),
         "heldout_clips": int(len(data.heldout)),
         "train_clips": int(len(data.train)),
         "final": final,
+        "generation": generation,
         "attempts": attempts,
         "restarts": len(attempts) - 1,
         "seconds": {"prepare": round(prepared, 1), "total": round(time.perf_counter() - started, 1)},
         "threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     (work / "expert.json").write_text(json.dumps(info, indent=1))
     _replace_folder(work, target)
@@ -874,22 +962,22 @@ def _replace_folder(work: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def _remove_stale_partials(target: Path) -> None:
-    """Delete half-trained folders left by killed runs (their process no longer exists)."""
-    for path in target.parent.glob(f".{target.name}.*-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path)
+@contextmanager
+def _training_lock(target: Path, progress: bool):
+    """One process at a time trains a given expert; the others wait, then find it trained."""
+    import fcntl
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                tqdm.write(f"expert {target.name}: another process is training it; waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 __all__ = [
