@@ -1,0 +1,595 @@
+"""Cross-modal distillation (Sec. 4.1, 4.3): a student learns from a teacher of the other
+modality, with LoRA on the student's language model.
+
+Teacher and student see the same clip, each in its own modality, with the same question. Where
+the switch (`xmd_core.switch`) says the teacher is better, the student learns the teacher's
+answer; elsewhere it learns its own (the anti-forgetting loss). No ground truth is used, except
+by the upper-bound recipe.
+
+Three things are computed once and reused by every recipe and epoch:
+
+- the teacher's and the student's answers on the finetune split, through the evaluation path
+  (`xmd_core.evaluate`: resumable shards under `results/<profile>/predictions/`);
+- the switch's decision per clip (`switch.load_decisions`);
+- the student's frozen towers: LoRA sits on the language model only, so everything below it
+  (token embeddings, the audio or vision tower, the projector) gives the same input embeddings
+  for a clip at every step. `TowerCache` stores them per clip on disk, and training runs the
+  language model alone on them (`CachedStudent`); `FullStudent` recomputes the towers.
+
+Data parallel under `accelerate launch`: each process takes its share of every effective batch;
+gradients are averaged across processes, so the effective batch (`distill.batch_size`) and the
+trained adapter do not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Profile
+from .mcq import LETTERS
+
+#: Bump when a change here changes the trained adapters: every adapter is then retrained.
+DISTILL_VERSION = "1"
+#: The language model's linear layers get LoRA; the towers and projectors stay frozen.
+LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+N_LETTERS = len(LETTERS)
+
+
+# --- recipes and losses -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the student learns on each clip (Table 2's rows)."""
+
+    name: str
+    title: str
+    target: str  # cross-entropy target where the switch is open: "teacher", "truth" (every clip) or ""
+    kl: bool  # KL on the teacher's 10 letter logits at the temperature, where the switch is open
+    anti_forgetting: bool  # where the switch is closed: the student's own answer
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("teacher-labels", "teacher's labels (default)", "teacher", False, True),
+        Recipe("teacher-kl", "KL on teacher's logits (T = 2)", "", True, True),
+        Recipe("teacher-kl+labels", "KL on teacher's logits + labels", "teacher", True, True),
+        Recipe("ground-truth", "ground-truth labels (upper bound)", "truth", False, False),
+        Recipe("no-anti-forgetting", "teacher's labels without anti-forgetting loss", "teacher", False, False),
+    )
+}
+DEFAULT_RECIPE = "teacher-labels"
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"unknown distillation recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+@dataclass
+class Targets:
+    """Per-clip targets of a batch (letter indices 0-9; `open`: the switch says teacher better)."""
+
+    teacher_logits: torch.Tensor  # (B, 10) float
+    teacher: torch.Tensor  # (B,) long
+    own: torch.Tensor  # (B,) long
+    truth: torch.Tensor  # (B,) long
+    open: torch.Tensor  # (B,) bool
+
+    def to(self, device) -> "Targets":
+        return Targets(*(getattr(self, f).to(device) for f in ("teacher_logits", "teacher", "own", "truth", "open")))
+
+
+def distillation_loss(logits: torch.Tensor, letter_ids: torch.Tensor, targets: Targets, recipe: Recipe, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch: the sum of every clip's terms over the batch size.
+
+    `logits` (B, V) are the student's next-token logits at the answer position. Cross-entropy
+    terms are over the whole vocabulary (the letter is the next token to produce); the KL term
+    is over the 10 letter logits only (the vocabularies of the teacher and the student differ),
+    scaled by T^2 as usual so its gradients keep their size across temperatures.
+    """
+    logits = logits.float()
+    batch = logits.shape[0]
+    ce = lambda letters: nn.functional.cross_entropy(logits, letter_ids[letters], reduction="none")  # noqa: E731
+    zeros = logits.new_zeros(batch)
+    opened = targets.open.float()
+    closed = 1.0 - opened
+    parts = {}
+    if recipe.target == "truth":
+        parts["truth"] = ce(targets.truth)
+    if recipe.target == "teacher":
+        parts["teacher_labels"] = ce(targets.teacher) * opened
+    if recipe.kl:
+        t = temperature
+        student = (logits[:, letter_ids] / t).log_softmax(-1)
+        teacher = (targets.teacher_logits.float() / t).log_softmax(-1)
+        kl = (teacher.exp() * (teacher - student)).sum(-1) * t * t
+        parts["teacher_kl"] = kl * opened
+    if recipe.anti_forgetting:
+        parts["anti_forgetting"] = ce(targets.own) * closed
+    total = sum(parts.values(), zeros).sum() / batch
+    return total, {k: float(v.detach().sum() / batch) for k, v in parts.items()}
+
+
+# --- the frozen towers: input embeddings per clip ------------------------------------------------
+
+
+class _Captured(Exception):
+    """Raised by the capture hook: the language model's inputs are all that is needed."""
+
+
+def capture_embeddings(model, batch: dict, forward_kwargs: dict) -> dict[str, torch.Tensor | None]:
+    """The language model's inputs for a processor batch: `inputs_embeds` (B, L, H),
+    `attention_mask` (B, L) and `position_ids` (..., B, L) or None, exactly as the model's own
+    forward builds them (a pre-hook on the decoder; the decoder itself does not run)."""
+    got: dict = {}
+
+    def hook(module, args, kwargs):
+        got.update(inputs_embeds=kwargs["inputs_embeds"], attention_mask=kwargs.get("attention_mask"), position_ids=kwargs.get("position_ids"))
+        raise _Captured
+
+    handle = model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**batch, **forward_kwargs, use_cache=False, logits_to_keep=1)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    if "inputs_embeds" not in got:
+        raise RuntimeError(f"{type(model).__name__}: the decoder was not called with inputs_embeds")
+    return got
+
+
+def split_rows(captured: dict, clips: list[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """One entry per clip, left padding removed."""
+    mask = captured["attention_mask"]
+    out = {}
+    for b, clip in enumerate(clips):
+        keep = mask[b].bool()
+        entry = {"inputs_embeds": captured["inputs_embeds"][b, keep].detach().cpu().clone()}
+        positions = captured["position_ids"]
+        if positions is not None:
+            entry["position_ids"] = positions[..., b, :][..., keep].detach().cpu().clone()
+        out[clip] = entry
+    return out
+
+
+def collate_embeddings(entries: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A left-padded batch of cached rows: inputs_embeds, attention_mask, position_ids."""
+    longest = max(e["inputs_embeds"].shape[0] for e in entries)
+    hidden = entries[0]["inputs_embeds"].shape[1]
+    embeds = torch.zeros(len(entries), longest, hidden, dtype=entries[0]["inputs_embeds"].dtype)
+    mask = torch.zeros(len(entries), longest, dtype=torch.long)
+    has_positions = "position_ids" in entries[0]
+    positions = None
+    if has_positions:
+        lead = entries[0]["position_ids"].shape[:-1]
+        positions = torch.ones(*lead, len(entries), longest, dtype=entries[0]["position_ids"].dtype)
+    for b, e in enumerate(entries):
+        n = e["inputs_embeds"].shape[0]
+        embeds[b, longest - n :] = e["inputs_embeds"]
+        mask[b, longest - n :] = 1
+        if has_positions:
+            positions[..., b, longest - n :] = e["position_ids"]
+    out = {"inputs_embeds": embeds, "attention_mask": mask}
+    if has_positions:
+        out["position_ids"] = positions
+    return out
+
+
+class TowerCache:
+    """The student's frozen input embeddings per clip, on disk (one file per clip, written
+    atomically, so several processes may fill it at once)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @classmethod
+    def for_student(cls, profile: Profile, student: str, condition: str) -> "TowerCache":
+        from .models.registry import checkpoint_path
+
+        where = checkpoint_path(student, profile)
+        identity = {"checkpoint": where, "media": profile.config_hash("media", "mcq"), "version": DISTILL_VERSION}
+        expert = Path(where) / "expert.json"
+        if expert.is_file():  # a retrained tiny expert is another model
+            identity["expert"] = json.loads(expert.read_text()).get("hash")
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+        return cls(profile.artifacts_dir / "tower_cache" / student / condition / key)
+
+    def path(self, clip: str) -> Path:
+        return self.folder / f"{clip}.pt"
+
+    def missing(self, clips) -> list[str]:
+        return [c for c in clips if not self.path(c).is_file()]
+
+    def fill(self, adapter, rows: pd.DataFrame, condition: str, profile: Profile, progress: bool = True) -> int:
+        """Compute and store the entries of `rows` not yet cached; returns how many were computed."""
+        from .evaluate import ClipMedia, _batches
+
+        todo = rows[rows["clip"].isin(self.missing(rows["clip"]))]
+        if todo.empty:
+            return 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+        loader = _batches(ClipMedia(todo, condition, profile), profile.models.batch_size, min(profile.media.workers, len(todo)))
+        bar = tqdm(total=len(todo), desc=f"tower cache {adapter.name}/{condition}", disable=not progress, unit="clip")
+        for items in loader:
+            bad = [item for item in items if item.error]
+            if bad:  # the training table holds only clips that the evaluation answered
+                raise RuntimeError(f"cannot decode a clip of the distillation set: {bad[0].error}")
+            batch = adapter.inputs([item.sample for item in items], condition)
+            captured = capture_embeddings(adapter.model, batch, adapter.forward_kwargs(condition))
+            for clip, entry in split_rows(captured, [item.row["clip"] for item in items]).items():
+                tmp = self.path(clip).with_name(f".{clip}.{os.getpid()}.tmp")
+                torch.save(entry, tmp)
+                os.replace(tmp, self.path(clip))
+            bar.update(len(items))
+        bar.close()
+        return len(todo)
+
+    def load(self, clips: list[str]) -> dict[str, torch.Tensor]:
+        return collate_embeddings([torch.load(self.path(c), weights_only=True) for c in clips])
+
+
+class CachedStudent(nn.Module):
+    """The student's language model on cached input embeddings: logits at the last position."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model  # the PEFT-wrapped model (its LoRA layers sit inside the decoder)
+
+    def forward(self, inputs_embeds, attention_mask, position_ids=None):
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        hidden = base.get_decoder()(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
+        return base.get_output_embeddings()(hidden[:, -1, :])
+
+
+class FullStudent(nn.Module):
+    """The whole student (towers recomputed): logits at the last position."""
+
+    def __init__(self, model, forward_kwargs: dict):
+        super().__init__()
+        self.model = model
+        self.forward_kwargs = forward_kwargs
+
+    def forward(self, **batch):
+        return self.model(**batch, **self.forward_kwargs, use_cache=False, logits_to_keep=1).logits[:, -1, :]
+
+
+# --- the training set ----------------------------------------------------------------------------
+
+
+def own_condition(name: str) -> str:
+    """The condition a model is distilled under: its own modality (the first it takes)."""
+    from .models.registry import get_spec
+
+    return get_spec(name).conditions[0]
+
+
+def run_name(teacher: str, student: str, recipe: str = DEFAULT_RECIPE) -> str:
+    """The predictions folder and adapter name of a distilled student."""
+    base = f"{student}@from-{teacher}"
+    return base if recipe == DEFAULT_RECIPE else f"{base}-{recipe}"
+
+
+def finetune_clips(profile: Profile, inputs=None) -> pd.DataFrame:
+    """The clips distillation trains on: the finetune split (sorted; the first `max_clips`)."""
+    from .study import prepare
+
+    inputs = inputs if inputs is not None else prepare(profile, progress=False)
+    clips = inputs.split("finetune").sort_values("clip").reset_index(drop=True)
+    return clips.head(profile.distill.max_clips) if profile.distill.max_clips else clips
+
+
+def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, progress: bool = True, adapter_dir=None, run=None) -> pd.DataFrame:
+    """A model's answers on `clips` under its own condition, through the evaluation path
+    (stored and resumable: a second call reads them back)."""
+    from .evaluate import evaluate, load_predictions, load_record, run_dir
+    from .models.registry import load_model
+
+    condition = own_condition(name)
+    run = run or name
+    record = run_dir(profile, run, split, condition) / "run.json"
+    if record.is_file() and load_record(profile, run, split, condition).get("status") == "done":
+        done = load_predictions(profile, run, split, condition)
+        if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
+            return done
+    adapter = load_model(name, profile, adapter_dir=adapter_dir)
+    return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
+
+
+def training_table(profile: Profile, teacher: str, student: str, recipe: Recipe, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """One row per finetune clip: the question, the teacher's letter logits and answer, the
+    student's own answer, the switch's decision. Clips either model could not answer are left
+    out and counted in the returned report."""
+    clips = finetune_clips(profile)
+    taught = answers_on(profile, teacher, clips, "finetune", progress)
+    own = answers_on(profile, student, clips, "finetune", progress)
+    table = clips.merge(
+        taught[["clip", "letter_logits", "predicted", "error"]].rename(
+            columns={"letter_logits": "teacher_logits", "predicted": "teacher_letter", "error": "teacher_error"}
+        ),
+        on="clip",
+    ).merge(own[["clip", "predicted", "error"]].rename(columns={"predicted": "own_letter", "error": "own_error"}), on="clip")
+    if recipe.target == "truth":
+        table["open"] = True  # the upper bound ignores the switch
+    else:
+        from .switch import load_decisions
+
+        decisions = load_decisions(profile, teacher, student)
+        decisions = decisions[decisions.split == "finetune"][["clip", "open"]]
+        table = table.merge(decisions, on="clip", how="left")
+        if table["open"].isna().any():
+            raise ValueError(f"the switch {teacher}->{student} has no decision for {int(table['open'].isna().sum())} finetune clips; retrain it")
+        table["open"] = table["open"].astype(bool)
+    failed = (table.teacher_error != "") | (table.own_error != "")
+    report = {"clips": int(len(table)), "left_out": int(failed.sum()), "left_out_examples": table.loc[failed, "clip"].head(5).tolist()}
+    table = table[~failed].reset_index(drop=True)
+    table["teacher"] = table.teacher_letter.map(LETTERS.index)
+    table["own"] = table.own_letter.map(LETTERS.index)
+    table["truth"] = table.answer.map(LETTERS.index)
+    report["switch_open"] = float(table["open"].mean()) if len(table) else float("nan")
+    report["teacher_agrees_with_student"] = float((table.teacher == table.own).mean()) if len(table) else float("nan")
+    return table, report
+
+
+def batch_targets(table: pd.DataFrame, rows: np.ndarray) -> Targets:
+    part = table.iloc[rows]
+    return Targets(
+        teacher_logits=torch.tensor(np.stack(part.teacher_logits.to_numpy()), dtype=torch.float32),
+        teacher=torch.tensor(part.teacher.to_numpy(), dtype=torch.long),
+        own=torch.tensor(part.own.to_numpy(), dtype=torch.long),
+        truth=torch.tensor(part.truth.to_numpy(), dtype=torch.long),
+        open=torch.tensor(part["open"].to_numpy(), dtype=torch.bool),
+    )
+
+
+def micro_batches(n_clips: int, batch_size: int, micro_batch_size: int, processes: int, rank: int, epochs: int, seed: int):
+    """The rows of every micro-batch one process computes, in order, as (step, rows).
+
+    Every epoch is a seeded permutation cut into effective batches of `batch_size` (an
+    incomplete last batch is dropped); each effective batch is cut into micro-batches of
+    `micro_batch_size`, dealt to the processes in turn, so every process runs
+    batch_size / (micro_batch_size x processes) micro-batches per optimizer step.
+    """
+    per_step = micro_batch_size * processes
+    if batch_size % per_step:
+        raise ValueError(
+            f"the effective batch ({batch_size}) must be a multiple of micro_batch_size x processes ({micro_batch_size} x {processes})"
+        )
+    steps_per_epoch = n_clips // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{n_clips} clips make no effective batch of {batch_size}")
+    rng = np.random.default_rng(seed)
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(n_clips)
+        for s in range(steps_per_epoch):
+            batch = order[s * batch_size : (s + 1) * batch_size]
+            for j in range(batch_size // per_step):
+                start = (j * processes + rank) * micro_batch_size
+                yield step, batch[start : start + micro_batch_size]
+            step += 1
+
+
+def gradient_accumulation(profile: Profile, processes: int) -> int:
+    cfg = profile.distill
+    if cfg.batch_size % (cfg.micro_batch_size * processes):
+        raise ValueError(
+            f"distill.batch_size ({cfg.batch_size}) must be a multiple of micro_batch_size x processes "
+            f"({cfg.micro_batch_size} x {processes})"
+        )
+    return cfg.batch_size // (cfg.micro_batch_size * processes)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def adapter_dir(profile: Profile, teacher: str, student: str, recipe: str = DEFAULT_RECIPE) -> Path:
+    return profile.artifacts_dir / "adapters" / run_name(teacher, student, recipe)
+
+
+def distill_key(profile: Profile, teacher: str, student: str, recipe: str, table_digest: str) -> dict:
+    return {
+        "version": DISTILL_VERSION,
+        "teacher": teacher,
+        "student": student,
+        "recipe": asdict(get_recipe(recipe)),
+        "distill": profile.config_hash("distill"),
+        "targets": table_digest,
+    }
+
+
+def _digest(table: pd.DataFrame) -> str:
+    """A hash of what the student is taught (clips, teacher logits, own answers, switch)."""
+    h = hashlib.sha256()
+    for column in ("clip", "teacher", "own", "truth", "open"):
+        h.update(table[column].astype(str).str.cat(sep="|").encode())
+    h.update(np.stack(table.teacher_logits.to_numpy()).astype(np.float32).round(4).tobytes())
+    return h.hexdigest()[:16]
+
+
+def is_distilled(folder: Path, key: dict) -> bool:
+    info = folder / "distill.json"
+    return info.is_file() and json.loads(info.read_text()).get("key") == key
+
+
+def distill(
+    profile: Profile,
+    teacher: str = "qwen2-vl",
+    student: str = "qwen2-audio",
+    recipe: str = DEFAULT_RECIPE,
+    tower_cache: bool = True,
+    progress: bool = True,
+    out: Path | None = None,
+) -> Path:
+    """Train the student's LoRA adapter from the teacher (one epoch over the finetune split by
+    default); returns its folder (`save_pretrained` files, `distill.json`, `history.csv`).
+
+    Idempotent: an adapter trained with the same key (recipe, config, targets) is returned at
+    once. Runs data parallel under `accelerate launch`.
+    """
+    from accelerate import Accelerator
+    from peft import LoraConfig, get_peft_model
+    from transformers import get_cosine_schedule_with_warmup
+
+    from .models.registry import load_model
+
+    started = time.perf_counter()
+    rec = get_recipe(recipe)
+    cfg = profile.distill
+    table, report = training_table(profile, teacher, student, rec, progress)
+    key = distill_key(profile, teacher, student, recipe, _digest(table))
+    out = Path(out) if out is not None else adapter_dir(profile, teacher, student, recipe)
+    if is_distilled(out, key):
+        return out
+
+    from accelerate import PartialState
+
+    processes = PartialState().num_processes
+    accelerator = Accelerator(gradient_accumulation_steps=gradient_accumulation(profile, processes))
+    condition = own_condition(student)
+    adapter = load_model(student, profile)
+    cache = TowerCache.for_student(profile, student, condition) if tower_cache else None
+    computed = 0
+    if cache is not None:
+        mine = table.iloc[accelerator.process_index :: processes]  # each process fills a share
+        computed = cache.fill(adapter, mine, condition, profile, progress=progress and accelerator.is_main_process)
+        accelerator.wait_for_everyone()
+
+    lora = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS, bias="none"
+    )
+    torch.manual_seed(cfg.seed)  # LoRA's initial A (here: data loaders above draw from the same generator)
+    peft_model = get_peft_model(adapter.model, lora)
+    peft_model.train()
+    module = CachedStudent(peft_model) if cache is not None else FullStudent(peft_model, adapter.forward_kwargs(condition))
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    steps = (len(table) // cfg.batch_size) * cfg.epochs
+    # stepped once per optimizer step by this loop (not prepared: accelerate would step it per process)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_fraction * steps), steps)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    letter_ids = adapter.letter_ids.to(accelerator.device)
+
+    media = None
+    if cache is None:
+        from .media import MediaCache
+        from .models.adapters import Sample
+
+        media = MediaCache(profile.media_cache_dir)
+
+    def forward(rows: np.ndarray) -> torch.Tensor:
+        part = table.iloc[rows]
+        if cache is not None:
+            batch = {k: v.to(accelerator.device) for k, v in cache.load(part["clip"].tolist()).items()}
+            return module(**batch)
+        samples = [
+            Sample(
+                r.clip,
+                r.prompt,
+                media.audio(r.path, profile.media.sample_rate) if condition in ("audio", "sounded_video") else None,
+                media.frames(r.path, profile.media.fps, profile.media.max_pixels) if condition != "audio" else None,
+            )
+            for r in part.itertuples()
+        ]
+        return module(**adapter.inputs(samples, condition))
+
+    history = []
+    sums: dict[str, float] = {}
+    micro = 0
+    bar = tqdm(total=steps, desc=f"distill {run_name(teacher, student, recipe)}", disable=not (progress and accelerator.is_main_process), unit="step")
+    train_started = time.perf_counter()
+    for step, rows in micro_batches(len(table), cfg.batch_size, cfg.micro_batch_size, processes, accelerator.process_index, cfg.epochs, cfg.seed):
+        with accelerator.accumulate(module):
+            logits = forward(rows)
+            loss, parts = distillation_loss(logits, letter_ids, batch_targets(table, rows).to(accelerator.device), rec, cfg.temperature)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        micro += 1
+        for k, v in {"loss": float(loss), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if accelerator.sync_gradients:
+            scheduler.step()
+            n = micro
+            history.append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **{k: v / n for k, v in sums.items()}})
+            sums, micro = {}, 0
+            bar.update()
+    bar.close()
+    train_seconds = time.perf_counter() - train_started
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        work = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        accelerator.unwrap_model(module).model.save_pretrained(work)
+        pd.DataFrame(history).to_csv(work / "history.csv", index=False)
+        info = {
+            "key": key,
+            "teacher": teacher,
+            "student": student,
+            "recipe": asdict(rec),
+            "condition": condition,
+            "config": asdict(cfg),
+            "processes": processes,
+            "gradient_accumulation": gradient_accumulation(profile, processes),
+            "optimizer_steps": steps,
+            "training_set": report,
+            "tower_cache": None if cache is None else {"folder": str(cache.folder), "computed_here": computed},
+            "seconds": {"total": round(time.perf_counter() - started, 2), "training": round(train_seconds, 2)},
+            "steps_per_second": round(steps / train_seconds, 2) if train_seconds > 0 else None,
+        }
+        (work / "distill.json").write_text(json.dumps(info, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(work, out)
+    accelerator.wait_for_everyone()
+    return out
+
+
+def load_info(folder: Path) -> dict:
+    path = Path(folder) / "distill.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained adapter here; run xmd_core.distill.distill first")
+    return json.loads(path.read_text())
+
+
+def evaluate_distilled(
+    profile: Profile,
+    teacher: str,
+    student: str,
+    recipe: str = DEFAULT_RECIPE,
+    splits: tuple[str, ...] = ("analysis", "test", "unseen"),
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """The distilled student's answers on `splits`, through the same evaluation path as the
+    original models (its predictions folder is `run_name(...)`)."""
+    from .study import prepare
+
+    inputs = prepare(profile, progress=False)
+    folder = adapter_dir(profile, teacher, student, recipe)
+    load_info(folder)
+    out = {}
+    for split in splits:
+        clips = inputs.split(split)
+        if clips.empty:
+            continue
+        out[split] = answers_on(profile, student, clips, split, progress, adapter_dir=folder, run=run_name(teacher, student, recipe))
+    return out
