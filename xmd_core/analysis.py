@@ -26,6 +26,12 @@ def finished_runs(profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def original_runs(runs: pd.DataFrame, mode: str = "letters") -> pd.DataFrame:
+    """The original models' runs of Table 1 (analysis and test splits; no distilled students)."""
+    own = runs["run"] == (runs["model"] if mode == "letters" else runs["model"] + "@generate")
+    return runs[own & (runs["mode"] == mode) & runs["split"].isin(["analysis", "test"])]
+
+
 def collect(profile: Profile, runs: pd.DataFrame) -> pd.DataFrame:
     """The predictions of the given finished runs, one table, with `model` beside `run`."""
     parts = [load_predictions(profile, r.run, r.split, r.condition).assign(model=r.model) for r in runs.itertuples()]

@@ -92,3 +92,46 @@ def letter_bias(bias: pd.DataFrame) -> plt.Figure:
     ax.set(ylabel="accuracy (%)", xlabel="answer letter", ylim=(0, 105))
     ax.legend(fontsize=7, loc="lower left")
     return fig
+
+
+def switch_classes(classes: pd.DataFrame, teacher: str, student: str) -> plt.Figure:
+    """Class-wise accuracy of the student against the teacher; the switch's label is 1 above
+    the diagonal (teacher strictly better)."""
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    frame = classes.assign(**{"teacher better": classes["teacher_better"].astype(bool)})
+    sns.scatterplot(data=frame, x=100 * frame["student_acc"], y=100 * frame["teacher_acc"], hue="teacher better",
+                    palette={True: "#d62728", False: "#1f77b4"}, s=45, ax=ax)
+    ax.plot([0, 100], [0, 100], color="0.7", lw=1, zorder=0)
+    ax.set(xlabel=f"{student} accuracy (%)", ylabel=f"{teacher} accuracy (%)", xlim=(-2, 102), ylim=(-2, 102))
+    return fig
+
+
+def training_curves(history: pd.DataFrame, x: str, panels: dict[str, list[str]], title: str = "") -> plt.Figure:
+    """One panel per entry of `panels` (its title -> the columns drawn against `x`)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.2))
+    for ax, (name, columns) in zip(np.atleast_1d(axes), panels.items()):
+        for column in columns:
+            if column in history and history[column].notna().any():
+                ax.plot(history[x], history[column], label=column)
+        ax.set(xlabel=x, title=name)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def before_after(wide: pd.DataFrame, bars: dict[str, str], title: str = "") -> plt.Figure:
+    """Class-wise accuracy (%) bars, one group per class (`wide` indexed by class; `bars` maps a
+    column to its legend name, in drawing order) — Figure 3."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(wide) + 2), 3.6))
+    palette = {"before": "#9ecae1", "after": "#08519c", "teacher": "#d62728"}
+    width = 0.8 / len(bars)
+    x = np.arange(len(wide))
+    for k, (column, name) in enumerate(bars.items()):
+        ax.bar(x + (k - (len(bars) - 1) / 2) * width, wide[column].to_numpy(), width, label=name, color=palette.get(column))
+    ax.set_xticks(x, [textwrap_label(label) for label in wide.index], fontsize=7)
+    ax.set(ylabel="accuracy (%)", ylim=(0, 105), title=title)
+    ax.legend(fontsize=8, ncol=len(bars), loc="upper left")
+    fig.tight_layout()
+    return fig

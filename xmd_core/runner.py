@@ -19,7 +19,7 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 
 # In reading order; each later issue adds its chapters here.
-STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study")
+STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_switch", "04_distillation", "05_ablations")
 
 
 def profile_parameter(profile: Profile) -> str:
