@@ -467,11 +467,12 @@ def distill(
     condition = own_condition(student)
     adapter = load_model(student, profile)
     cache = TowerCache.for_student(profile, student, condition) if tower_cache else None
-    computed = 0
+    computed, fill_started = 0, time.perf_counter()
     if cache is not None:
         mine = table.iloc[accelerator.process_index :: processes]  # each process fills a share
         computed = cache.fill(adapter, mine, condition, profile, progress=progress and accelerator.is_main_process)
         accelerator.wait_for_everyone()
+    fill_seconds = time.perf_counter() - fill_started
 
     lora = LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS, bias="none"
@@ -524,7 +525,7 @@ def distill(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         micro += 1
-        for k, v in {"loss": float(loss), **parts}.items():
+        for k, v in {"loss": float(loss.detach()), **parts}.items():
             sums[k] = sums.get(k, 0.0) + v
         if accelerator.sync_gradients:
             scheduler.step()
@@ -553,7 +554,7 @@ def distill(
             "optimizer_steps": steps,
             "training_set": report,
             "tower_cache": None if cache is None else {"folder": str(cache.folder), "computed_here": computed},
-            "seconds": {"total": round(time.perf_counter() - started, 2), "training": round(train_seconds, 2)},
+            "seconds": {"total": round(time.perf_counter() - started, 2), "tower_cache_fill": round(fill_seconds, 2), "training": round(train_seconds, 2)},
             "steps_per_second": round(steps / train_seconds, 2) if train_seconds > 0 else None,
         }
         (work / "distill.json").write_text(json.dumps(info, indent=1))
