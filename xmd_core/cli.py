@@ -36,21 +36,45 @@ def _experts(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate, load_record
-    from .models.registry import load_model
+    # Runs as it is under `accelerate launch` (README "Scaling out"): data parallel over shards.
+    from .evaluate import SHARD_SIZE, evaluate, load_model_here, load_record, process_state
     from .study import ensure_models, prepare
 
+    if args.shard_size is not None and args.shard_size < 1:
+        raise SystemExit(f"xmd: --shard-size must be at least 1 (got {args.shard_size})")
     profile = load_profile(args.profile)
-    inputs = prepare(profile)
-    ensure_models(profile, (args.model,))
-    adapter = load_model(args.model, profile)
+    state = process_state()
+    with state.main_process_first():  # the others then find the tables and checkpoints stored
+        inputs = prepare(profile, progress=state.is_main_process)
+        ensure_models(profile, (args.model,), progress=state.is_main_process)
+    adapter = load_model_here(args.model, profile)
     run = args.run or (args.model if args.mode == "letters" else f"{args.model}@generate")
-    evaluate(adapter, profile, inputs.split(args.split), args.condition, args.split, run=run, mode=args.mode)
-    record = load_record(profile, run, args.split, args.condition)
-    print(json.dumps({k: record[k] for k in ("run", "split", "condition", "clips", "errors", "accuracy", "timings")}, indent=1))
+    clips = inputs.split(args.split).sort_values("clip")
+    if args.mode == "generate":  # the subset `xmd study` answers by generation, so it finds this run
+        clips = clips.head(profile.models.generate_clips)
+    evaluate(adapter, profile, clips, args.condition, args.split, run=run, mode=args.mode, shard_size=args.shard_size or SHARD_SIZE)
+    if state.is_main_process:
+        record = load_record(profile, run, args.split, args.condition)
+        print(json.dumps({k: record[k] for k in ("run", "split", "condition", "clips", "errors", "accuracy", "timings")}, indent=1))
+
+
+def _distill(args: argparse.Namespace) -> None:
+    # Runs as it is under `accelerate launch` (README "Scaling out"): data parallel, same effective batch.
+    from .distill import distill, evaluate_distilled
+    from .switch import train_switch
+
+    profile = load_profile(args.profile)
+    if args.recipe != "ground-truth":
+        train_switch(profile, teacher=args.teacher, student=args.student)
+    folder = distill(profile, args.teacher, args.student, args.recipe, tower_cache=not args.no_tower_cache)
+    print(f"adapter: {folder}")
+    if args.evaluate:
+        for split, frame in evaluate_distilled(profile, args.teacher, args.student, args.recipe).items():
+            print(f"{split}: accuracy {frame['correct'].mean():.3f} on {len(frame)} clips")
 
 
 def _study(args: argparse.Namespace) -> None:
+    from .distill import run_distillation
     from .evaluate import evaluate_models
     from .runner import STUDY_NOTEBOOKS, run_study
     from .study import ensure_models, ensure_world
@@ -61,6 +85,7 @@ def _study(args: argparse.Namespace) -> None:
     ensure_models(profile)
     print(evaluate_models(profile).to_string())
     print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
+    print(run_distillation(profile).to_string())
     names = tuple(args.only) if args.only else STUDY_NOTEBOOKS
     print(json.dumps(run_study(profile, names), indent=1))
 
@@ -96,7 +121,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", required=True, choices=("analysis", "finetune", "test", "pretrain"))
     p.add_argument("--mode", default="letters", choices=("letters", "generate"))
     p.add_argument("--run", help="output folder name (default: the model name)")
+    p.add_argument("--shard-size", type=int, default=None, help="clips per shard, the unit of resuming and of work per process (default: 256)")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("distill", help="distil a teacher into a student with LoRA (trains the switch first)")
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--teacher", default="qwen2-vl")
+    p.add_argument("--student", default="qwen2-audio")
+    p.add_argument("--recipe", default="teacher-labels", choices=("teacher-labels", "teacher-kl", "teacher-kl+labels", "ground-truth", "no-anti-forgetting"))
+    p.add_argument("--no-tower-cache", action="store_true", help="recompute the frozen towers every step (slower; same result)")
+    p.add_argument("--evaluate", action="store_true", help="then evaluate the student on the analysis, test and unseen splits")
+    p.set_defaults(func=_distill)
 
     p = sub.add_parser("study", help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="tiny")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,7 +236,10 @@ def probe_clips(index: pd.DataFrame, report_path: str | Path | None = None, prog
     probed = pd.DataFrame(rows, columns=["path", "size", "mtime_ns", "reason"])
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        probed.to_parquet(cache)
+        # atomic: under a launcher (evaluate.process_state) several processes read and store it
+        tmp = cache.with_name(f".{cache.name}.{uuid.uuid4().hex}.tmp")
+        probed.to_parquet(tmp)
+        tmp.replace(cache)
     bad = probed.reason.to_numpy() != ""
     report = index.loc[bad, ["clip", "path"]].assign(reason=probed.reason[bad].to_numpy()).reset_index(drop=True)
     return index.loc[~bad].reset_index(drop=True), report

@@ -5,6 +5,14 @@ Layout: `results/<profile>/predictions/<run>/<split>/<condition>/shard-00000.par
 killed run (even `kill -9`) resumes at the first missing shard and ends with the same
 predictions as an uninterrupted run. A clip that cannot be decoded or answered becomes an error
 row with its reason: never an empty or random answer.
+
+Data parallel under Hugging Face `accelerate launch` (or `torchrun`): the shards still missing
+are dealt out to the processes (the k-th missing shard to process k mod N), each process loads
+its own copy of the model on its own device and writes its own shards; the main process writes
+`run.json` ("running" before, "done" once every process has finished). Shards are cut from the
+clips in clip order whatever N is, so the merged predictions are those of one process, and a
+run started with N processes resumes with any other N. One process without a launcher runs as
+before. See README "Scaling out".
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +171,57 @@ def _write_atomically(frame: pd.DataFrame, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _write_json_atomically(value: dict, target: Path) -> None:
+    # only the main process writes the record; the others read it once it is whole
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, target)
+
+
+# A process waits at a barrier for the slowest one (one shard of a 7B model, or a model loading
+# on another GPU): longer than torch's default of 10 (NCCL) or 30 (gloo) minutes is allowed.
+BARRIER_TIMEOUT = timedelta(hours=4)
+
+
+def process_state():
+    """accelerate's `PartialState`: rank, world size and device of this process.
+
+    Without a launcher it is one process (rank 0, `num_processes == 1`) and nothing changes.
+    Under `accelerate launch` / `torchrun` it joins the process group: NCCL on GPUs; gloo on a
+    machine without CUDA or when `ACCELERATE_USE_CPU=1` (accelerate's own CPU launch needs MPI,
+    so several CPU processes come from `accelerate launch --multi_gpu` on a CPU-only machine).
+    """
+    from accelerate import PartialState
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if PartialState._shared_state:  # already set up in this process (e.g. by an Accelerator)
+        return PartialState()
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    return PartialState(cpu=cpu, **InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT).to_kwargs())
+
+
+def load_model_here(name: str, profile: Profile, **kwargs) -> Adapter:
+    """`load_model` for this process: with several processes, a whole copy on its own device.
+
+    (With one process the profile's `device_map` is kept: "auto" spreads one copy over the
+    visible GPUs, "" keeps it on the CPU.)
+    """
+    from .models.registry import load_model
+
+    state = process_state()
+    if state.num_processes > 1 and state.device.type != "cpu":
+        profile = replace(profile, models=replace(profile.models, device_map=str(state.device)))
+    if not state.is_main_process:  # one set of loading bars, the main process's
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    return load_model(name, profile, **kwargs)
+
+
+def _clips_in(shards: list[int], n_clips: int, shard_size: int) -> int:
+    return sum(min(shard_size, n_clips - s * shard_size) for s in shards)
+
+
 def evaluate(
     adapter: Adapter,
     profile: Profile,
@@ -182,6 +242,8 @@ def evaluate(
     if mode not in ("letters", "generate"):
         raise ValueError(f"mode must be 'letters' or 'generate' (got {mode!r})")
     adapter.check_condition(condition)
+    state = process_state()
+    rank, n_processes, main = state.process_index, state.num_processes, state.is_main_process
     run = run or adapter.name
     out = run_dir(profile, run, split, condition)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +251,8 @@ def evaluate(
     plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode}
     record_path = out / "run.json"
     n_shards = (len(clips) + shard_size - 1) // shard_size
+    # Every process reads the folder before any of them writes (the barrier below), so all see
+    # the same missing shards and take the same decisions.
     todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.parquet").is_file()]
     if record_path.is_file():
         previous = json.loads(record_path.read_text())
@@ -196,27 +260,33 @@ def evaluate(
             raise RuntimeError(f"{out} holds predictions of another plan ({previous['plan']} vs {plan}); remove the folder to start again")
         if previous.get("status") == "done" and not todo:
             return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
-    record = {
-        "profile": profile.name,
-        "config_hash": profile.config_hash(),
-        "model": adapter.name,
-        "run": run,
-        "split": split,
-        "condition": condition,
-        "mode": mode,
-        "git_commit": _git_commit(),
-        "versions": _versions(),
-        "seeds": {"mcq": profile.mcq.seed, "splits": profile.splits.seed},
-        "plan": plan,
-        **(extra_record or {}),
-    }
-    record_path.write_text(json.dumps({**record, "status": "running"}, indent=1))
+    state.wait_for_everyone()
+    if main:
+        record = {
+            "profile": profile.name,
+            "config_hash": profile.config_hash(),
+            "model": adapter.name,
+            "run": run,
+            "split": split,
+            "condition": condition,
+            "mode": mode,
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+            "seeds": {"mcq": profile.mcq.seed, "splits": profile.splits.seed},
+            "plan": plan,
+            "processes": n_processes,
+            **(extra_record or {}),
+        }
+        _write_json_atomically({**record, "status": "running"}, record_path)
 
+    mine = todo[rank::n_processes]  # balanced on a resumed run too
     wait = compute = 0.0
     started = time.perf_counter()
-    bar = tqdm(total=len(clips), desc=f"{run} {split}/{condition}", disable=not progress, unit="clip")
-    bar.update(len(clips) - sum(min(shard_size, len(clips) - s * shard_size) for s in todo))
-    for s in todo:
+    desc = f"{run} {split}/{condition}" + (f" [process 0 of {n_processes}]" if n_processes > 1 else "")
+    bar = tqdm(total=_clips_in(mine, len(clips), shard_size) if n_processes > 1 else len(clips), desc=desc, disable=not (progress and main), unit="clip")
+    if n_processes == 1:
+        bar.update(len(clips) - _clips_in(todo, len(clips), shard_size))
+    for s in mine:
         part = clips.iloc[s * shard_size : (s + 1) * shard_size]
         loader = _batches(ClipMedia(part, condition, profile), profile.models.batch_size, min(profile.media.workers, len(part)))
         rows: list[dict] = []
@@ -232,16 +302,30 @@ def evaluate(
         _write_atomically(frame, out / f"shard-{s:05d}.parquet")
     bar.close()
 
-    predictions = load_predictions(profile, run, split, condition)
-    record.update(
-        status="done",
-        clips=len(predictions),
-        errors=int((predictions["error"] != "").sum()),
-        accuracy=float(predictions["correct"].mean()) if len(predictions) else float("nan"),
-        timings={"wall_s": round(time.perf_counter() - started, 2), "media_wait_s": round(wait, 2), "model_s": round(compute, 2)},
-    )
-    record_path.write_text(json.dumps(record, indent=1))
-    return predictions
+    spent = [(wait, compute, _clips_in(mine, len(clips), shard_size))]
+    if n_processes > 1:  # the main process records what every process did
+        from accelerate.utils import gather_object
+
+        spent = gather_object(spent)
+    state.wait_for_everyone()  # every shard is on disk
+    if main:
+        predictions = load_predictions(profile, run, split, condition)
+        record.update(
+            status="done",
+            clips=len(predictions),
+            errors=int((predictions["error"] != "").sum()),
+            accuracy=float(predictions["correct"].mean()) if len(predictions) else float("nan"),
+            # wall time of the whole run; media wait and model time summed over the processes
+            timings={
+                "wall_s": round(time.perf_counter() - started, 2),
+                "media_wait_s": round(sum(w for w, _, _ in spent), 2),
+                "model_s": round(sum(c for _, c, _ in spent), 2),
+            },
+            clips_per_process=[n for _, _, n in spent],  # answered in this call (resumed shards excluded)
+        )
+        _write_json_atomically(record, record_path)
+    state.wait_for_everyone()  # the record is written: every process may read it now
+    return predictions if main else load_predictions(profile, run, split, condition)
 
 
 def load_predictions(profile: Profile, run: str, split: str, condition: str) -> pd.DataFrame:
@@ -271,11 +355,16 @@ def evaluate_models(
     Returns one row per (model, split, condition) with the run record's figures; models that
     cannot be loaded here (no tiny version, missing packages) are listed with the reason.
     """
-    from .models.registry import ModelUnavailable, get_spec, load_model
+    from .models.registry import ModelUnavailable, get_spec
     from .study import ensure_models, prepare
 
-    inputs = prepare(profile, progress=progress)
-    ensure_models(profile, names, progress=progress)
+    state = process_state()
+    progress = progress and state.is_main_process
+    # Under a launcher the main process builds the shared tables (world, probe, questions,
+    # experts) first; the others then find them stored.
+    with state.main_process_first():
+        inputs = prepare(profile, progress=progress)
+        ensure_models(profile, names, progress=progress)
     if not progress:  # quiet in notebooks: no checkpoint-loading bars in the book's pages
         import transformers
 
@@ -284,7 +373,7 @@ def evaluate_models(
     for name in names or profile.models.evaluate:
         spec = get_spec(name)
         try:
-            adapter = load_model(name, profile)
+            adapter = load_model_here(name, profile)
         except ModelUnavailable as exc:
             rows += [{"model": name, "split": s, "condition": c, "status": f"not run: {exc}"} for s in splits for c in spec.conditions]
             continue

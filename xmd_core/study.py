@@ -3,6 +3,7 @@ the question table. Built once per profile and stored under `results/<profile>/`
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,11 @@ def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
         extra = mcq.load_or_build_questions(out / "questions_unseen.parquet", unseen, pool, seed, n_options)
         questions = pd.concat([questions, extra], ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
-    clips.to_parquet(out / "clips.parquet")
-    dropped.to_csv(out / "dropped_clips.csv", index=False)
+    # atomic: under a launcher (evaluate.process_state) every process stores the same tables
+    for name, write in (("clips.parquet", clips.to_parquet), ("dropped_clips.csv", lambda p: dropped.to_csv(p, index=False))):
+        tmp = out / f".{name}.{uuid.uuid4().hex}.tmp"
+        write(tmp)
+        tmp.replace(out / name)
     return StudyInputs(clips=clips, dropped=dropped, questions=questions, classes=classes)
 
 
