@@ -107,3 +107,13 @@ def test_a_changed_plan_is_refused(setup):
     with pytest.raises(RuntimeError, match="another plan"):
         evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=2, progress=False)
     assert len(load_predictions(profile, "plan", "test", "audio")) == len(clips)
+
+
+def test_other_weights_do_not_reuse_stored_answers(setup):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    assert str(profile.artifacts_dir / "checkpoints" / "qwen2-audio") in adapter.identity
+    evaluate(adapter, profile, clips.head(3), "audio", "test", run="identity", progress=False)
+    adapter.identity += "; retrained"  # as a retrained expert or another adapter would be
+    with pytest.raises(RuntimeError, match="another plan"):
+        evaluate(adapter, profile, clips.head(3), "audio", "test", run="identity", progress=False)

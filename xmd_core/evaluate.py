@@ -248,7 +248,8 @@ def evaluate(
     out = run_dir(profile, run, split, condition)
     out.mkdir(parents=True, exist_ok=True)
     clips = clips.sort_values("clip").reset_index(drop=True)  # shards must not depend on input order
-    plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode}
+    plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode,
+            "model": getattr(adapter, "identity", adapter.name)}  # retrained weights must not reuse old answers
     record_path = out / "run.json"
     n_shards = (len(clips) + shard_size - 1) // shard_size
     # Every process reads the folder before any of them writes (the barrier below), so all see

@@ -37,6 +37,7 @@ class Adapter:
 
     def __init__(self, name: str, model, processor, conditions: tuple[str, ...] | None = None):
         self.name = name
+        self.identity = name  # what the weights are (set by `load_model`); part of an evaluation's plan
         self.model = model
         self.processor = processor
         if conditions is not None:

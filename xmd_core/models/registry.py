@@ -7,7 +7,9 @@ checkpoint of the same class from `artifacts/<profile>/checkpoints/<name>/`. Bot
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
@@ -96,4 +98,21 @@ def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     model.eval()
     processor = transformers.AutoProcessor.from_pretrained(where)
-    return spec.adapter(name, model, processor, spec.conditions)
+    adapter = spec.adapter(name, model, processor, spec.conditions)
+    adapter.identity = model_identity(where, adapter_dir)
+    return adapter
+
+
+def model_identity(checkpoint: str | Path, adapter_dir: str | Path | None = None) -> str:
+    """What the weights are, for the evaluation's plan check: the checkpoint, the hash of a tiny
+    expert's training key (a retrained expert is another model), and a LoRA adapter's key."""
+    parts = [str(checkpoint)]
+    expert = Path(checkpoint) / "expert.json"
+    if expert.is_file():
+        parts.append(f"expert {json.loads(expert.read_text()).get('hash')}")
+    if adapter_dir is not None:
+        record = Path(adapter_dir) / "distill.json"
+        key = json.loads(record.read_text()).get("key") if record.is_file() else None
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        parts.append(f"adapter {adapter_dir} {digest}")
+    return "; ".join(parts)
