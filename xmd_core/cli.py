@@ -61,11 +61,14 @@ def _eval(args: argparse.Namespace) -> None:
 def _distill(args: argparse.Namespace) -> None:
     # Runs as it is under `accelerate launch` (README "Scaling out"): data parallel, same effective batch.
     from .distill import distill, evaluate_distilled
+    from .evaluate import process_state
     from .switch import train_switch
 
     profile = load_profile(args.profile)
+    state = process_state()
     if args.recipe != "ground-truth":
-        train_switch(profile, teacher=args.teacher, student=args.student)
+        with state.main_process_first():  # the others then find the switch trained
+            train_switch(profile, teacher=args.teacher, student=args.student, progress=state.is_main_process)
     folder = distill(profile, args.teacher, args.student, args.recipe, tower_cache=not args.no_tower_cache)
     print(f"adapter: {folder}")
     if args.evaluate:

@@ -300,8 +300,7 @@ def finetune_clips(profile: Profile, inputs=None) -> pd.DataFrame:
 def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, progress: bool = True, adapter_dir=None, run=None) -> pd.DataFrame:
     """A model's answers on `clips` under its own condition, through the evaluation path
     (stored and resumable: a second call reads them back)."""
-    from .evaluate import evaluate, load_predictions, load_record, run_dir
-    from .models.registry import load_model
+    from .evaluate import evaluate, load_model_here, load_predictions, load_record, run_dir
 
     condition = own_condition(name)
     run = run or name
@@ -310,7 +309,7 @@ def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, pro
         done = load_predictions(profile, run, split, condition)
         if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
             return done
-    adapter = load_model(name, profile, adapter_dir=adapter_dir)
+    adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
     return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
 
 
@@ -449,7 +448,7 @@ def distill(
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
 
-    from .models.registry import load_model
+    from .evaluate import load_model_here, process_state
 
     started = time.perf_counter()
     rec = get_recipe(recipe)
@@ -460,12 +459,10 @@ def distill(
     if is_distilled(out, key):
         return out
 
-    from accelerate import PartialState
-
-    processes = PartialState().num_processes
+    processes = process_state().num_processes  # joins the launcher's process group, if any
     accelerator = Accelerator(gradient_accumulation_steps=gradient_accumulation(profile, processes))
     condition = own_condition(student)
-    adapter = load_model(student, profile)
+    adapter = load_model_here(student, profile)  # with several processes: a whole copy per device
     cache = TowerCache.for_student(profile, student, condition) if tower_cache else None
     computed, fill_started = 0, time.perf_counter()
     if cache is not None:
