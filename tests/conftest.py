@@ -1,11 +1,26 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from xmd_core.config import PACKAGE_DATA
+from xmd_core.config import PACKAGE_DATA, PROFILES_DIR
 
 
 @pytest.fixture(scope="session")
 def real_clip() -> Path:
     """The real VGGSound clip shipped with the package."""
     return PACKAGE_DATA / "vggsound" / "clips" / "MnEZwnRuQR8_000030.mp4"
+
+
+@pytest.fixture(scope="session")
+def smoke_yaml():
+    """Write the smoke profile with its artifacts and results under a folder; returns its path."""
+
+    def make(root: Path) -> Path:
+        raw = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
+        raw.update(artifacts_dir=str(root / "artifacts"), results_dir=str(root / "results"))
+        path = root / "smoke.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return make

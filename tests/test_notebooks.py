@@ -4,20 +4,16 @@ import json
 
 import nbformat
 import pytest
-import yaml
 
-from xmd_core.config import PROFILES_DIR, load_profile
+from xmd_core.config import load_profile
 from xmd_core.runner import NOTEBOOKS_DIR, STUDY_NOTEBOOKS, run_notebook
 
 
 @pytest.fixture(scope="module")
-def smoke_profile(tmp_path_factory):
+def smoke_profile(tmp_path_factory, smoke_yaml):
     """The smoke profile with its artifacts and results in a temporary folder."""
     root = tmp_path_factory.mktemp("smoke")
-    raw = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
-    raw.update(artifacts_dir=str(root / "artifacts"), results_dir=str(root / "results"))
-    path = root / "smoke.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = smoke_yaml(root)
     return load_profile(path)
 
 

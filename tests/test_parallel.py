@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from xmd_core.cli import main as xmd
-from xmd_core.config import PROFILES_DIR, load_profile
+from xmd_core.config import load_profile
 from xmd_core.evaluate import load_predictions, load_record, run_dir
 from xmd_core.media import MediaCache, load_audio, load_frames
 
@@ -26,13 +25,10 @@ EVAL = ["eval", "--model", "qwen2-audio", "--condition", "audio", "--split", "te
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_yaml):
     """The smoke profile in a temporary folder, with its world and the qwen2-audio expert built."""
     root = tmp_path_factory.mktemp("parallel")
-    raw = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
-    raw.update(artifacts_dir=str(root / "artifacts"), results_dir=str(root / "results"))
-    path = root / "smoke.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = smoke_yaml(root)
     xmd(["experts", "--profile", str(path), "--models", "qwen2-audio"])  # the world, then the expert
     return path, load_profile(path)
 

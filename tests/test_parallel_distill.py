@@ -10,24 +10,20 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from xmd_core import distill
 from xmd_core.cli import main as xmd
-from xmd_core.config import PROFILES_DIR, load_profile
+from xmd_core.config import load_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_yaml):
     """The smoke profile in a temporary folder with both experts and the switch trained."""
     root = tmp_path_factory.mktemp("parallel-distill")
-    raw = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
-    raw.update(artifacts_dir=str(root / "artifacts"), results_dir=str(root / "results"))
-    path = root / "smoke.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = smoke_yaml(root)
     xmd(["experts", "--profile", str(path), "--models", "qwen2-audio", "qwen2-vl"])
     from xmd_core.switch import train_switch
 

@@ -33,7 +33,6 @@ import math
 import os
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -47,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .cnn14 import Cnn14, load_pretrained_cnn14
 from .config import REPO_ROOT, ConfigError, Profile
+from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
 from .media import MediaCache, MediaError
 
 VERSION = 1  # of the switch's training and outputs: bump to retrain every switch
@@ -137,19 +137,6 @@ def tagger_checkpoint(profile: Profile) -> Path:
 
 
 # --- audio and features ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _threads(threads: int | None):
-    """Run with `threads` intra-op threads (None: as is). One thread is fastest on a shared
-    2-core machine: with two, every small op waits for the other, descheduled thread."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Probe(Dataset):
@@ -370,7 +357,7 @@ def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None
         return target
     started = time.perf_counter()
     dev = _device(device)
-    with _threads(threads):
+    with torch_threads(threads):
         inputs = prepare(profile, progress=progress)
         rows = inputs.split("pretrain")
         if rows.empty:
@@ -544,7 +531,7 @@ def train_switch(
 
     cfg = profile.switch
     dev = _device(device)
-    with _threads(threads):
+    with torch_threads(threads):
         inputs = prepare(profile, progress=progress)
         comparison = class_comparison(teacher_preds, student_preds)
         analysis = inputs.split("analysis").assign(split="analysis")
