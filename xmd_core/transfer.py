@@ -200,3 +200,21 @@ def unseen_classes(profile: Profile, teacher: str, student: str, recipe: str = D
     wide[["before", "after", "teacher"]] *= 100
     wide["gain"] = wide["after"] - wide["before"]
     return overall, wide
+
+
+def gain_by_signal(profile: Profile, teacher: str, student: str, draws: pd.DataFrame, split: str = "test", recipe: str = DEFAULT_RECIPE, seed: int = 0) -> pd.DataFrame:
+    """Embedded world only: the gain split by whether the clip's class is one the teacher wins
+    and by whether the student's own modality carries the class on this clip (`draws`: the
+    world's clip table with `audible` and `visible`). Where the student's input carries nothing,
+    no student can learn the teacher's answer from it, beyond the options' priors."""
+    own = {"audio": "audible", "silent_video": "visible"}[own_condition(student)]
+    better = teacher_better_classes(profile, teacher, student)
+    before, after = answers(profile, student, split), answers(profile, student, split, teacher, recipe)
+    carries = before[["clip", "label"]].merge(draws[["clip", own]], on="clip", validate="one_to_one")
+    rows = []
+    for (wins, has_signal), part in carries.groupby([carries["label"].map(better).fillna(False).astype(bool), carries[own].astype(bool)]):
+        chosen = set(part["clip"])
+        gain = paired_gain(before[before["clip"].isin(chosen)], after[after["clip"].isin(chosen)], seed)
+        rows.append({"classes": "teacher better" if wins else "student as good or better",
+                     f"student's input ({own})": "carries the class" if has_signal else "carries nothing", **gain})
+    return pd.DataFrame(rows)
