@@ -247,3 +247,15 @@ def test_without_tower_cache_the_same_adapter(smoke, trained, tmp_path):
     a, b = load_file(trained / "adapter_model.safetensors"), load_file(other / "adapter_model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)
+
+
+def test_paired_gain_counts_discordant_clips_and_needs_the_same_clips():
+    from xmd_core.transfer import paired_gain
+
+    before = pd.DataFrame({"clip": list("abcdef"), "correct": [1, 0, 0, 1, 0, 1]})
+    after = pd.DataFrame({"clip": list("fedcba"), "correct": [1, 1, 1, 1, 0, 1]})  # another order
+    gain = paired_gain(before, after)
+    assert gain["right only before"] == 0 and gain["right only after"] == 2  # clips c and e, matched by name
+    assert gain["before"] == pytest.approx(50.0) and gain["after"] == pytest.approx(500 / 6)
+    with pytest.raises(ValueError, match="not the same clips"):
+        paired_gain(before, after.iloc[:5])
