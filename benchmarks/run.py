@@ -22,7 +22,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS)
     args = parser.parse_args()
     profile = load_profile(args.profile)
-    figures = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    out = profile.results_dir / "bench.json"
+    # figures of benchmarks not run this time are kept (`--only` runs a few)
+    figures = json.loads(out.read_text()) if out.is_file() else {}
+    figures["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     for name in args.only or BENCHMARKS:
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"\n== {name} ==", flush=True)
@@ -30,7 +33,6 @@ def main() -> None:
         takes_profile = bool(inspect.signature(module.run).parameters)
         figures[name] = module.run(profile.name) if takes_profile else module.run()
         figures[name]["bench_seconds"] = round(time.perf_counter() - start, 1)
-    out = profile.results_dir / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=1, default=str))
     print(f"\nfigures written to {out}")
