@@ -259,3 +259,8 @@ def test_paired_gain_counts_discordant_clips_and_needs_the_same_clips():
     assert gain["before"] == pytest.approx(50.0) and gain["after"] == pytest.approx(500 / 6)
     with pytest.raises(ValueError, match="not the same clips"):
         paired_gain(before, after.iloc[:5])
+
+
+def test_the_key_names_the_students_weights(smoke):
+    key = distill.distill_key(smoke, "qwen2-vl", "qwen2-audio", "teacher-labels", "digest")
+    assert "qwen2-audio" in key["student_weights"] and "expert" in key["student_weights"]

@@ -405,10 +405,13 @@ def adapter_dir(profile: Profile, teacher: str, student: str, recipe: str = DEFA
 
 
 def distill_key(profile: Profile, teacher: str, student: str, recipe: str, table_digest: str) -> dict:
+    from .models.registry import checkpoint_path, model_identity
+
     return {
         "version": DISTILL_VERSION,
         "teacher": teacher,
         "student": student,
+        "student_weights": model_identity(checkpoint_path(student, profile)),  # LoRA sits on these
         "recipe": asdict(get_recipe(recipe)),
         "distill": profile.config_hash("distill"),
         "targets": table_digest,

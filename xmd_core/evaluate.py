@@ -255,13 +255,23 @@ def evaluate(
     # Every process reads the folder before any of them writes (the barrier below), so all see
     # the same missing shards and take the same decisions.
     todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.parquet").is_file()]
+    stale = False  # answers of other weights (a retrained expert, another adapter): answered again
     if record_path.is_file():
         previous = json.loads(record_path.read_text())
-        if previous.get("plan") not in (None, plan):
-            raise RuntimeError(f"{out} holds predictions of another plan ({previous['plan']} vs {plan}); remove the folder to start again")
-        if previous.get("status") == "done" and not todo:
+        old_plan = previous.get("plan")
+        if old_plan not in (None, plan):
+            if {k: v for k, v in old_plan.items() if k != "model"} != {k: v for k, v in plan.items() if k != "model"}:
+                raise RuntimeError(f"{out} holds predictions of another plan ({old_plan} vs {plan}); remove the folder to start again")
+            stale, todo = True, list(range(n_shards))
+        elif previous.get("status") == "done" and not todo:
             return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
     state.wait_for_everyone()
+    if stale:
+        if main:
+            tqdm.write(f"{out}: the stored answers are of other weights ({old_plan.get('model')}); answering again")
+            for shard in out.glob("shard-*.parquet"):
+                shard.unlink()
+        state.wait_for_everyone()  # no process writes a new shard before the old ones are gone
     if main:
         record = {
             "profile": profile.name,
