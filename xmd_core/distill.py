@@ -301,12 +301,14 @@ def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, pro
     """A model's answers on `clips` under its own condition, through the evaluation path
     (stored and resumable: a second call reads them back)."""
     from .evaluate import evaluate, load_model_here, load_predictions, load_record, run_dir
+    from .models.registry import checkpoint_path, model_identity
 
     condition = own_condition(name)
     run = run or name
     record = run_dir(profile, run, split, condition) / "run.json"
-    if record.is_file() and load_record(profile, run, split, condition).get("status") == "done":
-        done = load_predictions(profile, run, split, condition)
+    weights = model_identity(checkpoint_path(name, profile), adapter_dir)
+    if record.is_file() and (stored := load_record(profile, run, split, condition)).get("status") == "done" and stored["plan"].get("model") == weights:
+        done = load_predictions(profile, run, split, condition)  # read back without loading the model
         if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
             return done
     adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
