@@ -281,7 +281,7 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
 
     monkeypatch.setattr(switch, "fit", refuse)
     monkeypatch.setattr(switch, "pretrain_tagger", refuse)
-    monkeypatch.setattr("xmd_core.evaluate.evaluate_models", refuse)  # finished predictions are read, no model loaded
+    monkeypatch.setattr("xmd_core.evaluate.load_model_here", refuse)  # finished predictions are read, no model loaded
     assert switch.train_switch(smoke, progress=False) == trained
 
 

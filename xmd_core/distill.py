@@ -300,25 +300,18 @@ def finetune_clips(profile: Profile, inputs=None) -> pd.DataFrame:
 def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, progress: bool = True, adapter_dir=None, run=None) -> pd.DataFrame:
     """A model's answers on `clips` under its own condition, through the evaluation path
     (stored and resumable: a second call reads them back)."""
-    from .evaluate import evaluate, load_model_here, load_predictions, load_record, run_dir
-    from .models.registry import checkpoint_path, model_identity
+    from .evaluate import model_answers
 
-    condition = own_condition(name)
-    run = run or name
-    record = run_dir(profile, run, split, condition) / "run.json"
-    weights = model_identity(checkpoint_path(name, profile), adapter_dir)
-    if record.is_file() and (stored := load_record(profile, run, split, condition)).get("status") == "done" and stored["plan"].get("model") == weights:
-        done = load_predictions(profile, run, split, condition)  # read back without loading the model
-        if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
-            return done
-    adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
-    return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
+    return model_answers(profile, name, clips, split, own_condition(name), run=run, adapter_dir=adapter_dir, progress=progress)
 
 
 def training_table(profile: Profile, teacher: str, student: str, recipe: Recipe, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """One row per finetune clip: the question, the teacher's letter logits and answer, the
     student's own answer, the switch's decision. Clips either model could not answer are left
     out and counted in the returned report."""
+    from .study import ensure_models
+
+    ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once
     clips = finetune_clips(profile)
     taught = answers_on(profile, teacher, clips, "finetune", progress)
     own = answers_on(profile, student, clips, "finetune", progress)

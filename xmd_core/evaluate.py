@@ -354,6 +354,26 @@ def load_record(profile: Profile, run: str, split: str, condition: str) -> dict:
     return json.loads((run_dir(profile, run, split, condition) / "run.json").read_text())
 
 
+def model_answers(
+    profile: Profile, name: str, clips: pd.DataFrame, split: str, condition: str, run: str | None = None,
+    adapter_dir: str | Path | None = None, progress: bool = True,
+) -> pd.DataFrame:
+    """A registered model's answers on `clips`: read back, without loading the model, when a
+    finished run holds exactly these clips answered by the same weights; else evaluated."""
+    from .models.registry import checkpoint_path, model_identity
+
+    run = run or name
+    weights = model_identity(checkpoint_path(name, profile), adapter_dir)
+    if (run_dir(profile, run, split, condition) / "run.json").is_file():
+        stored = load_record(profile, run, split, condition)
+        if stored.get("status") == "done" and stored["plan"].get("model") == weights:
+            done = load_predictions(profile, run, split, condition)
+            if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
+                return done
+    adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
+    return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
+
+
 def evaluate_models(
     profile: Profile,
     names: tuple[str, ...] | None = None,

@@ -469,36 +469,17 @@ def _done(out: Path, checkpoint: Path, key: str) -> bool:
     return json.loads(metrics.read_text()).get("key") == key
 
 
-def _finished_predictions(profile: Profile, name: str, clips: set[str]) -> pd.DataFrame | None:
-    """A model's analysis predictions under its own condition when a finished run covers exactly `clips`."""
-    from .evaluate import load_predictions, load_record
-    from .models.registry import get_spec
-
-    condition = get_spec(name).conditions[0]
-    try:
-        if load_record(profile, name, "analysis", condition).get("status") != "done":
-            return None
-        table = load_predictions(profile, run=name, split="analysis", condition=condition)
-    except FileNotFoundError:
-        return None
-    return table if set(table["clip"]) == clips else None
-
-
 def analysis_predictions(profile: Profile, teacher: str, student: str, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The teacher's and the student's analysis predictions, each under its own condition.
-    Finished runs over the current analysis clips are read as they are (no model is loaded);
-    otherwise the two models are evaluated first."""
-    from .evaluate import evaluate_models
-    from .study import prepare
+    Finished runs of the same weights over the current analysis clips are read as they are (no
+    model is loaded); otherwise the model is evaluated first."""
+    from .evaluate import model_answers
+    from .models.registry import get_spec
+    from .study import ensure_models, prepare
 
-    clips = set(prepare(profile, progress=progress).split("analysis")["clip"])
-    found = [_finished_predictions(profile, name, clips) for name in (teacher, student)]
-    if any(table is None for table in found):
-        evaluate_models(profile, names=(teacher, student), splits=("analysis",), progress=progress)
-        found = [_finished_predictions(profile, name, clips) for name in (teacher, student)]
-    for name, table in zip((teacher, student), found):
-        if table is None:
-            raise RuntimeError(f"{name}: no finished analysis predictions covering the current analysis clips after evaluation")
+    clips = prepare(profile, progress=progress).split("analysis")
+    ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once
+    found = [model_answers(profile, name, clips, "analysis", get_spec(name).conditions[0], progress=progress) for name in (teacher, student)]
     return found[0], found[1]
 
 
