@@ -524,8 +524,8 @@ def distill(
             sums[k] = sums.get(k, 0.0) + v
         if accelerator.sync_gradients:
             scheduler.step()
-            n = micro
-            history.append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **{k: v / n for k, v in sums.items()}})
+            # this process's micro-batches (under a launcher, the main process's share)
+            history.append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **{k: v / micro for k, v in sums.items()}})
             sums, micro = {}, 0
             bar.update()
     bar.close()
