@@ -121,3 +121,11 @@ def test_other_weights_answer_again(setup):
     again = load_record(profile, "identity", "test", "audio")
     assert again["plan"]["model"].endswith("; retrained") and again["status"] == "done"
     assert len(load_predictions(profile, "identity", "test", "audio")) == 3
+
+
+def test_batches_never_cross_a_shard():
+    from xmd_core.evaluate import shard_batches
+
+    batches = shard_batches([0, 2], n_clips=23, shard_size=10, batch_size=4)
+    assert batches == [(0, [0, 1, 2, 3]), (0, [4, 5, 6, 7]), (0, [8, 9]), (2, [20, 21, 22])]
+    assert shard_batches([], 23, 10, 4) == []

@@ -76,8 +76,10 @@ class ClipMedia(Dataset):
         return _Item(Sample(row["clip"], row["prompt"], audio, frames), row)
 
 
-def _batches(dataset: ClipMedia, batch_size: int, workers: int):
+def _batches(dataset: ClipMedia, batch_size: int, workers: int, batch_sampler: list[list[int]] | None = None):
     # workers decode the next batches while the model computes this one
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -87,6 +89,16 @@ def _batches(dataset: ClipMedia, batch_size: int, workers: int):
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
+
+
+def shard_batches(shards: list[int], n_clips: int, shard_size: int, batch_size: int) -> list[tuple[int, list[int]]]:
+    """(shard, row indices) of every batch of the given shards, in order; no batch crosses a
+    shard, so one data loader serves them all and each shard is written when its last batch is in."""
+    out = []
+    for s in shards:
+        rows = list(range(s * shard_size, min((s + 1) * shard_size, n_clips)))
+        out += [(s, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    return out
 
 
 def _answer(adapter: Adapter, samples: list[Sample], condition: str, mode: str) -> tuple[np.ndarray, list[str | None]]:
@@ -297,20 +309,23 @@ def evaluate(
     bar = tqdm(total=_clips_in(mine, len(clips), shard_size) if n_processes > 1 else len(clips), desc=desc, disable=not (progress and main), unit="clip")
     if n_processes == 1:
         bar.update(len(clips) - _clips_in(todo, len(clips), shard_size))
-    for s in mine:
-        part = clips.iloc[s * shard_size : (s + 1) * shard_size]
-        loader = _batches(ClipMedia(part, condition, profile), profile.models.batch_size, min(profile.media.workers, len(part)))
-        rows: list[dict] = []
+    # one loader for all of this process's shards: its workers keep decoding across shard ends
+    plan_batches = shard_batches(mine, len(clips), shard_size, profile.models.batch_size)
+    workers = min(profile.media.workers, len(plan_batches))
+    loader = _batches(ClipMedia(clips, condition, profile), profile.models.batch_size, workers, [rows for _, rows in plan_batches])
+    answered: list[dict] = []
+    tick = time.perf_counter()
+    for k, ((s, _), items) in enumerate(zip(plan_batches, loader)):
+        got = time.perf_counter()
+        wait += got - tick
+        answered += _answer_items(adapter, items, condition, mode)
         tick = time.perf_counter()
-        for items in loader:
-            got = time.perf_counter()
-            wait += got - tick
-            rows += _answer_items(adapter, items, condition, mode)
-            tick = time.perf_counter()
-            compute += tick - got
-            bar.update(len(items))
-        frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).assign(condition=condition)
-        _write_atomically(frame, out / f"shard-{s:05d}.parquet")
+        compute += tick - got
+        bar.update(len(items))
+        if k + 1 == len(plan_batches) or plan_batches[k + 1][0] != s:  # the shard's last batch
+            frame = pd.DataFrame(answered, columns=PREDICTION_COLUMNS).assign(condition=condition)
+            _write_atomically(frame, out / f"shard-{s:05d}.parquet")
+            answered = []
     bar.close()
 
     spent = [(wait, compute, _clips_in(mine, len(clips), shard_size))]
