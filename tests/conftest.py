@@ -1,9 +1,10 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from xmd_core.config import PACKAGE_DATA, PROFILES_DIR
+from xmd_core.config import PACKAGE_DATA, PROFILES_DIR, load_profile
 
 
 @pytest.fixture(scope="session")
@@ -22,5 +23,15 @@ def smoke_yaml():
         path = root / "smoke.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def smoke_in():
+    """The smoke profile with its artifacts and results under a folder (no file written)."""
+
+    def make(root: Path):
+        return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "artifacts", results_dir=root / "results")
 
     return make

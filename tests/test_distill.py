@@ -1,7 +1,6 @@
 """Cross-modal distillation: losses, gating, batches and schedule, the frozen-tower cache,
 adapters saved, loaded and evaluated through the evaluation path."""
 
-import dataclasses
 import json
 import math
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from xmd_core import distill
-from xmd_core.config import load_profile, replace
+from xmd_core.config import replace
 from xmd_core.distill import RECIPES, Targets, distillation_loss
 from xmd_core.evaluate import load_predictions
 from xmd_core.models.registry import load_model
@@ -127,9 +126,8 @@ def test_micro_batches_make_the_effective_batch_across_processes():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distill")
-    profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "a", results_dir=root / "r")
+def smoke(tmp_path_factory, smoke_in):
+    profile = smoke_in(tmp_path_factory.mktemp("distill"))
     from xmd_core.study import ensure_models
     from xmd_core.switch import train_switch
 

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from xmd_core import experts
-from xmd_core.config import load_profile, replace
+from xmd_core.config import replace
 from xmd_core.mcq import format_prompt
 from xmd_core.models.adapters import Sample
 from xmd_core.models.registry import REGISTRY, TINY_FAMILY, checkpoint_path, load_model
@@ -220,9 +220,8 @@ def test_question_sampler_draws_like_mcq():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experts")
-    return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "a", results_dir=root / "r")
+def smoke(tmp_path_factory, smoke_in):
+    return smoke_in(tmp_path_factory.mktemp("experts"))
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ CLASSES = data.read_stat().label.tolist()[:40]
 
 
 @pytest.fixture(scope="module")
-def profile(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "artifacts", results_dir=root / "results")
+def profile(tmp_path_factory, smoke_in):
+    return smoke_in(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
