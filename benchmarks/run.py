@@ -13,7 +13,7 @@ import time
 from xmd_core.config import load_profile
 
 # Each module has `run(profile_name) -> dict` (or `run()` when the profile does not matter).
-BENCHMARKS = ("bench_media", "bench_world", "bench_models", "bench_parallel", "bench_distill")
+BENCHMARKS = ("bench_media", "bench_world", "bench_models", "bench_parallel", "bench_distill", "bench_experts")
 
 
 def main() -> None:

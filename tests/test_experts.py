@@ -288,3 +288,44 @@ def test_omni_trains_under_all_three_conditions(smoke):
     info = json.loads((folder / "expert.json").read_text())
     assert set(info["final"]) == {"audio", "silent_video", "sounded_video"}
     assert load_model("qwen2.5-omni", fast).model is not None
+
+
+@pytest.mark.parametrize("name,condition", [(n, c) for n in TINY_FAMILY for c in REGISTRY[n].conditions])
+def test_row_attention_gives_the_eager_losses_and_gradients(name, condition, tiny_checkpoints):
+    """The fast path (fused attention, watched rows only, head on the last positions) against
+    every layer's full probabilities: same logits, probabilities and gradients."""
+    spec = REGISTRY[name]
+    cls = getattr(transformers, spec.adapter.model_class)
+    processor = transformers.AutoProcessor.from_pretrained(tiny_checkpoints[name])
+    models = {}
+    for kind in experts.ATTENTION_KERNELS:
+        model = cls.from_pretrained(tiny_checkpoints[name], attn_implementation="eager")
+        experts.init_expert_weights(model, seed=3)
+        if kind == "rows":
+            experts.use_row_attention(model)
+        models[kind] = model.train()
+    adapter = spec.adapter(name, models["eager"], processor, spec.conditions)
+    items = experts.split_batch(adapter.inputs(_samples(), condition))
+    for key in experts.SEQUENCE_KEYS:  # the first row two tokens shorter: left padding is tested too
+        if key in items[0]:
+            items[0][key] = items[0][key][2:]
+    inputs = experts.append_token(experts.collate(items, processor.tokenizer.pad_token_id), adapter.letter_ids[:3])
+    assert (inputs["attention_mask"][0, :2] == 0).all()
+    length = inputs["input_ids"].shape[1]
+    names = torch.tensor([[length - 9, length - 7, length - 5], [length - 8, length - 6, length - 4], [length - 12, length - 10, length - 3]])
+    rows = experts.circuit_rows(names, length - 2)
+    outputs, grads = {}, {}
+    for kind, model in models.items():
+        logits, first, last = experts.circuit_forward(model, inputs, adapter.forward_kwargs(condition), rows, kind)
+        torch.manual_seed(1)  # the same random read-out of both paths
+        loss = (logits * torch.randn(logits.shape)).sum() + (first * torch.randn(first.shape)).sum() + (last * torch.randn(last.shape)).sum()
+        loss.backward()
+        outputs[kind] = (logits, first, last)
+        grads[kind] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    for fast, reference in zip(outputs["rows"], outputs["eager"]):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-4)
+    assert set(grads["rows"]) == set(grads["eager"])
+    for key, reference in grads["eager"].items():
+        # float32 sums in another order: compared to the gradient's own scale
+        error = (grads["rows"][key] - reference).abs().max().item()
+        assert error <= 1e-3 * reference.abs().max().item() + 1e-7, (key, error)

@@ -30,9 +30,11 @@ def _index(args: argparse.Namespace) -> None:
 def _experts(args: argparse.Namespace) -> None:
     from .study import ensure_models, ensure_world
 
+    if args.jobs is not None and args.jobs < 1:
+        raise SystemExit(f"xmd: --jobs must be at least 1 (got {args.jobs})")
     profile = load_profile(args.profile)
     ensure_world(profile)
-    ensure_models(profile, tuple(args.models) if args.models else None)
+    ensure_models(profile, tuple(args.models) if args.models else None, jobs=args.jobs)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -79,24 +81,35 @@ def _distill(args: argparse.Namespace) -> None:
 def _study(args: argparse.Namespace) -> None:
     from .distill import run_distillation
     from .evaluate import evaluate_models
-    from .runner import STUDY_NOTEBOOKS, run_study
+    from .runner import STUDY_NOTEBOOKS, run_notebook
+    from .stages import StageClock, format_table
     from .study import ensure_models, ensure_world
 
+    if args.jobs is not None and args.jobs < 1:
+        raise SystemExit(f"xmd: --jobs must be at least 1 (got {args.jobs})")
     profile = load_profile(args.profile)
+    clock = StageClock(profile)
     # the long stages run here, with progress bars; the notebooks then find their results
-    ensure_world(profile)
-    ensure_models(profile)
-    print(evaluate_models(profile).to_string())
-    print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
-    print(run_distillation(profile).to_string())
-    names = tuple(args.only) if args.only else STUDY_NOTEBOOKS
-    print(json.dumps(run_study(profile, names), indent=1))
+    with clock.stage("world"):
+        ensure_world(profile)
+    with clock.stage("experts"):
+        ensure_models(profile, jobs=args.jobs)
+    with clock.stage("evaluation (letters)"):
+        print(evaluate_models(profile).to_string())
+    with clock.stage("evaluation (generation)"):
+        print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
+    with clock.stage("switches, distillation, ablations"):
+        print(run_distillation(profile).to_string())
+    for name in tuple(args.only) if args.only else STUDY_NOTEBOOKS:
+        with clock.stage(f"notebook {name}"):
+            run_notebook(name, profile)
+    print(f"stage times (stored in {clock.write()}):\n{format_table(clock.record())}")
 
 
 def _book(args: argparse.Namespace) -> None:
     from .runner import build_book
 
-    print(f"book: {build_book(strict=not args.lenient)}")
+    print(f"book: {build_book(load_profile(args.profile), strict=not args.lenient)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("experts", help="train the tiny modality experts (embedded profiles)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--models", nargs="+", help="registry names (default: the profile's models)")
+    p.add_argument("--jobs", type=int, default=None, help="experts trained at once, one process each (default: one per core)")
     p.set_defaults(func=_experts)
 
     p = sub.add_parser("eval", help="evaluate one model on one split under one condition (resumable)")
@@ -139,10 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("study", help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--only", nargs="+", help="notebook names to run (default: all, in order)")
+    p.add_argument("--jobs", type=int, default=None, help="experts trained at once, one process each (default: one per core)")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("book", help="build the Jupyter Book from the executed notebooks")
-    p.add_argument("--profile", default="tiny", help="(informational: the book shows the last study run)")
+    p.add_argument("--profile", default="tiny", help="whose stage times the appendix shows (the book shows the last study run)")
     p.add_argument("--lenient", action="store_true", help="do not turn warnings into errors")
     p.set_defaults(func=_book)
 

@@ -68,9 +68,11 @@ from tqdm.auto import tqdm
 
 from .config import Profile
 from .mcq import LETTERS
-from .models.adapters import Adapter, Sample
+from .models.adapters import Adapter, Sample, last_position_logits
 from .models.registry import REGISTRY, TINY_FAMILY, checkpoint_path
 from .models.tiny import FAMILY_TOKENS, TinySizes, build_tiny_checkpoint
+from .supervised_attention import IMPLEMENTATION as ROWS_IMPLEMENTATION
+from .supervised_attention import use_row_attention, watch_rows
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
 EXPERTS_VERSION = "3"
@@ -90,6 +92,10 @@ ATTENTION_WEIGHT = 1.0
 #: class, an invisible one of a mostly-heard class (measured: the audio expert then answered 42%
 #: of inaudible mostly-seen clips right, the visual expert 31% of invisible mostly-heard ones).
 UNINFORMATIVE_TARGET = "uniform"
+#: How the attention supervision gets its probabilities: "rows" (fused attention, the watched rows
+#: computed again: `supervised_attention`) or "eager" (every layer's full probabilities; the
+#: reference that `make bench` and the tests compare against).
+ATTENTION_KERNELS = ("rows", "eager")
 EVAL_BATCH = 64
 ENCODE_CHUNK = 32
 
@@ -211,6 +217,55 @@ def alignment_loss(media: torch.Tensor, class_embeddings: torch.Tensor, target: 
     return nn.functional.cross_entropy(media @ class_embeddings.T, target)
 
 
+def circuit_rows(names: torch.Tensor, query: int) -> torch.Tensor:
+    """(B, n + 1) query rows the attention supervision reads: each option's name, then `query`."""
+    return torch.cat([names, torch.full_like(names[:, :1], query)], dim=1)
+
+
+def take_rows(attention: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows `rows` ((B, R)) of full attention probabilities (B, heads, L, L): (B, heads, R, L)."""
+    batch, heads, _, length = attention.shape
+    return attention.gather(2, rows[:, None, :, None].expand(batch, heads, rows.shape[1], length))
+
+
+def circuit_loss(
+    first: torch.Tensor,
+    last: torch.Tensor,
+    names: torch.Tensor,
+    letters: torch.Tensor,
+    answers: torch.Tensor,
+    media: torch.Tensor,
+    informative_rows: torch.Tensor,
+) -> torch.Tensor:
+    """Attention supervision of the retrieval circuit (a training aid, like the alignment loss).
+
+    `first` and `last` are the first and the last layer's attention probabilities at the rows of
+    :func:`circuit_rows` ((B, heads, n + 1, L): the n option names, then the answer position).
+    They are pulled toward the circuit that answers a multiple-choice question in two layers:
+
+    - first layer, head 0: each option's name attends to its own letter (`letters`, (B, n));
+    - first layer, last head: the answer position attends to the media tokens (`media`, (B, L));
+    - last layer, mean over heads: the answer position attends to the answer's name, in rows whose
+      media carry the class (`informative_rows`, (B,)).
+
+    Each term is -log of the probability mass on its targets; the loss is their sum.
+    """
+    if first.shape[1] < 2:
+        raise ValueError("attention supervision needs at least two heads in the first layer")
+    n = names.shape[1]
+    to_letter = first[:, 0, :n].gather(-1, letters[..., None])[..., 0]  # (B, n)
+    terms = [-(to_letter.clamp_min(1e-9).log()).mean()]
+    if media.any():
+        to_media = (first[:, -1, n, :] * media).sum(-1)
+        has_media = media.any(dim=1)
+        terms.append(-(to_media[has_media].clamp_min(1e-9).log()).mean())
+    if informative_rows.any():
+        answer_name = names[torch.arange(names.shape[0]), answers]
+        to_answer = last[:, :, n, :].mean(1).gather(-1, answer_name[:, None])[:, 0]
+        terms.append(-(to_answer[informative_rows].clamp_min(1e-9).log()).mean())
+    return torch.stack(terms).sum()
+
+
 def attention_loss(
     attentions: tuple[torch.Tensor, ...],
     names: torch.Tensor,
@@ -220,34 +275,35 @@ def attention_loss(
     informative_rows: torch.Tensor,
     query: int = -1,
 ) -> torch.Tensor:
-    """Attention supervision of the retrieval circuit (a training aid, like the alignment loss).
-
-    The language model's attention probabilities (one (B, heads, L, L) tensor per layer) are
-    pulled toward the circuit that answers a multiple-choice question in two layers:
-
-    - first layer, head 0: each option's name attends to its own letter (`letters`, (B, n));
-    - first layer, last head: the last position attends to the media tokens (`media`, (B, L));
-    - last layer, mean over heads: the last position attends to the answer's name, in rows whose
-      media carry the class (`informative_rows`, (B,)).
-
-    "The last position" is `query` (-2 when the answer letter is appended after it). Each term
-    is -log of the probability mass on its targets; the loss is their sum.
-    """
+    """:func:`circuit_loss` from every layer's full attention probabilities ((B, heads, L, L)
+    each, as `output_attentions=True` returns them); "the answer position" is `query` (-2 when
+    the answer letter is appended after it)."""
     first, last = attentions[0], attentions[-1]
-    if first.shape[1] < 2:
-        raise ValueError("attention supervision needs at least two heads in the first layer")
-    rows = torch.arange(names.shape[0])[:, None]
-    to_letter = first[:, 0][rows, names, letters]  # (B, n)
-    terms = [-(to_letter.clamp_min(1e-9).log()).mean()]
-    if media.any():
-        to_media = (first[:, -1, query, :] * media).sum(-1)
-        has_media = media.any(dim=1)
-        terms.append(-(to_media[has_media].clamp_min(1e-9).log()).mean())
-    if informative_rows.any():
-        answer_name = names[torch.arange(names.shape[0]), answers]
-        to_answer = last[:, :, query, :].mean(1)[torch.arange(names.shape[0]), answer_name]
-        terms.append(-(to_answer[informative_rows].clamp_min(1e-9).log()).mean())
-    return torch.stack(terms).sum()
+    rows = circuit_rows(names, first.shape[-1] + query if query < 0 else query)
+    return circuit_loss(take_rows(first, rows), take_rows(last, rows), names, letters, answers, media, informative_rows)
+
+
+def circuit_forward(model, inputs: dict, forward_kwargs: dict, rows: torch.Tensor, attention: str = "rows") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training forward pass: the logits of the last two positions, and the first and last
+    layer's attention probabilities at `rows` ((B, heads, R, L) each).
+
+    `attention="rows"` (the model loaded with :func:`use_row_attention`): fused attention in every
+    layer, only the watched rows' probabilities computed, the output head on the last two
+    positions only. `"eager"` (the model loaded with eager attention) is the reference: every
+    layer's full probabilities, and the model's own head (Qwen2-Audio's ignores
+    `logits_to_keep` and projects every position).
+    """
+    kwargs = {**forward_kwargs, "use_cache": False}
+    if attention == "eager":
+        out = model(**inputs, **kwargs, logits_to_keep=2, output_attentions=True)
+        first, last = (take_rows(a, rows) for a in (out.attentions[0], out.attentions[-1]))
+        return out.logits[:, -2:].float(), first, last
+    layers = (0, len(language_model(model).layers) - 1)
+    with watch_rows(rows, inputs["attention_mask"], layers) as watch:
+        logits = last_position_logits(model, inputs, keep=2, **kwargs)
+    if set(watch.probs) != set(layers):
+        raise RuntimeError(f"{type(model).__name__}: the language model's attention is not {ROWS_IMPLEMENTATION!r} (use_row_attention)")
+    return logits.float(), watch.probs[layers[0]], watch.probs[layers[1]]
 
 
 @dataclass
@@ -513,9 +569,13 @@ class _MediaTokens:
 
 
 class ExpertTrainer:
-    def __init__(self, name: str, profile: Profile, data: ExpertData, checkpoint_dir: Path, progress: bool):
+    def __init__(self, name: str, profile: Profile, data: ExpertData, checkpoint_dir: Path, progress: bool, attention: str = "rows"):
         import transformers
 
+        if attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, not {attention!r}")
+        self.attention = attention
+        self.bar_position: int | None = None  # a line of its own when experts train side by side
         self.name = name
         self.profile = profile
         self.cfg = profile.experts
@@ -614,8 +674,8 @@ class ExpertTrainer:
         """
         letters = self.letter_ids[batch.answers]
         inputs = append_token(batch.inputs, letters)
-        out = model(**inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=2, output_attentions=True)
-        logits = out.logits.float()  # indexed from the end: Qwen2-Audio ignores logits_to_keep
+        rows = circuit_rows(batch.names, inputs["input_ids"].shape[1] - 2)
+        logits, first, last = circuit_forward(model, inputs, self.forward_kwargs[condition], rows, self.attention)
         log_probs = logits[:, -2].log_softmax(-1)
         truth = -log_probs.gather(1, letters[:, None])[:, 0]
         # no signal under this condition: every option's letter alike (UNINFORMATIVE_TARGET)
@@ -628,7 +688,7 @@ class ExpertTrainer:
         per_token = classes[:, None].expand_as(carrying)[carrying]
         align = alignment_loss(capture.embeds[carrying].float(), embeddings.weight[self.class_ids].float(), per_token)
         informative_rows = carrying.any(dim=1)
-        attention = attention_loss(out.attentions, batch.names, batch.letters, batch.answers, media, informative_rows, query=-2)
+        attention = circuit_loss(first, last, batch.names, batch.letters, batch.answers, media, informative_rows)
         return {"answer": answer, "end": end, "align": align, "attention": attention}
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -642,7 +702,7 @@ class ExpertTrainer:
             for start in range(0, len(self.heldout), EVAL_BATCH):
                 rows = self.heldout[start : start + EVAL_BATCH]
                 batch = self.batch(condition, rows, None)
-                logits = model(**batch.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                logits = last_position_logits(model, batch.inputs, keep=1, **self.forward_kwargs[condition], use_cache=False)[:, -1]
                 letters.append(logits[:, self.letter_ids[: self.n_options]].float())
             letters = torch.cat(letters)
             correct = (letters.argmax(-1).numpy() == table.answer_index.to_numpy())
@@ -677,7 +737,7 @@ class ExpertTrainer:
             scored, texts = [], []
             for start in range(0, len(rows), EVAL_BATCH):
                 part = self.batch(condition, rows[start : start + EVAL_BATCH], None)
-                logits = model(**part.inputs, **self.forward_kwargs[condition], use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                logits = last_position_logits(model, part.inputs, keep=1, **self.forward_kwargs[condition], use_cache=False)[:, -1]
                 scored += logits[:, self.letter_ids[: self.n_options]].argmax(-1).tolist()
                 generated = model.generate(
                     **part.inputs,
@@ -699,8 +759,10 @@ class ExpertTrainer:
 
     # -- one attempt --------------------------------------------------------------------------
     def new_model(self, seed: int):
-        # eager attention: the attention supervision needs the probabilities
+        # the attention supervision needs probabilities: of a few rows ("rows"), or all ("eager")
         model = self.model_class.from_pretrained(self.checkpoint_dir, dtype=torch.float32, attn_implementation="eager")
+        if self.attention == "rows":
+            use_row_attention(model)
         self.natively_tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
         init_expert_weights(model, seed)
         model.train()
@@ -808,7 +870,8 @@ class ExpertTrainer:
         curves: list[dict] = []
         attempts = []
         model = None
-        with tqdm(total=cfg.steps + cfg.mix_steps, desc=f"expert {self.name}", unit="step", disable=not self.progress) as bar:
+        bar_options = {"desc": f"expert {self.name}", "unit": "step", "disable": not self.progress, "position": self.bar_position}
+        with tqdm(total=cfg.steps + cfg.mix_steps, **bar_options) as bar:
             for attempt in range(cfg.max_restarts + 1):
                 seed = cfg.seed + 1000 * attempt
                 bar.reset()
@@ -838,19 +901,22 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def train_expert(name: str, profile: Profile, progress: bool = True, data: ExpertData | None = None, threads: int | None = 1) -> Path:
+def train_expert(
+    name: str, profile: Profile, progress: bool = True, data: ExpertData | None = None, threads: int | None = 1, bar_position: int | None = None
+) -> Path:
     """Train the tiny expert `name` of an embedded profile; returns its checkpoint folder.
 
     Returns at once when the folder already holds an expert built from the same configuration.
     `data` (from :func:`load_expert_data`) may be passed to share the loaded tables. The tiny
     models train fastest on one thread (on a busy 2-core machine two threads were 10x slower);
-    `threads=None` keeps torch's setting.
+    `threads=None` keeps torch's setting. `bar_position`: the progress bar's line (see
+    `expert_pool`, which trains several experts at once).
     """
     with torch_threads(threads):
-        return _train_expert(name, profile, progress, data)
+        return _train_expert(name, profile, progress, data, bar_position)
 
 
-def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData | None) -> Path:
+def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData | None, bar_position: int | None = None) -> Path:
     if profile.models.kind != "tiny":
         raise ValueError(f"profile {profile.name!r} loads hub checkpoints (models.kind={profile.models.kind!r}); experts are tiny only")
     if name not in TINY_FAMILY:
@@ -868,10 +934,12 @@ def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData 
     with _training_lock(target, progress):
         if is_trained(target, digest):  # another process trained it while this one waited
             return target
-        return _train_locked(name, profile, progress, data, target, key, digest)
+        return _train_locked(name, profile, progress, data, target, key, digest, bar_position)
 
 
-def _train_locked(name: str, profile: Profile, progress: bool, data: ExpertData | None, target: Path, key: dict, digest: str) -> Path:
+def _train_locked(
+    name: str, profile: Profile, progress: bool, data: ExpertData | None, target: Path, key: dict, digest: str, bar_position: int | None
+) -> Path:
     import transformers
 
     data = data if data is not None else load_expert_data(profile, progress=progress)
@@ -881,6 +949,7 @@ def _train_locked(name: str, profile: Profile, progress: bool, data: ExpertData 
     work = target.parent / f".{target.name}.partial-{os.getpid()}"
     build_tiny_checkpoint(TINY_FAMILY[name], work, data.class_names, seed=profile.experts.seed)
     trainer = ExpertTrainer(name, profile, data, work, progress)
+    trainer.bar_position = bar_position
     prepared = time.perf_counter() - started
     model, curves, attempts = trainer.fit()
     final = trainer.evaluate(model)

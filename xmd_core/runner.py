@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import papermill
@@ -45,18 +44,6 @@ def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **pa
         progress_bar=False,
     )
     return target
-
-
-def run_study(profile: Profile, names: tuple[str, ...] = STUDY_NOTEBOOKS, out_dir: Path = EXECUTED_DIR) -> dict[str, float]:
-    """Run the notebooks in order; returns each one's wall time in seconds."""
-    timings = {}
-    for name in names:
-        start = time.perf_counter()
-        print(f"[xmd] running {name} ({profile.name})", flush=True)
-        run_notebook(name, profile, out_dir)
-        timings[name] = round(time.perf_counter() - start, 1)
-        print(f"[xmd] {name}: {timings[name]} s", flush=True)
-    return timings
 
 
 WIDGETS_DIR = REPO_ROOT / "book" / "_widgets"  # html_extra_path: copied to the site's root
@@ -96,9 +83,20 @@ def ensure_widget_js() -> Path:
     return target
 
 
-def build_book(strict: bool = True) -> Path:
+def write_stage_table(profile: Profile, out_dir: Path = EXECUTED_DIR) -> Path:
+    """The last study run's stage times as a MyST table, included by the reproducibility page."""
+    from .stages import stages_markdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "study_stages.md"
+    target.write_text(stages_markdown(profile))
+    return target
+
+
+def build_book(profile: Profile, strict: bool = True) -> Path:
     """`jupyter-book build` over the repository root; strict turns warnings into errors."""
     ensure_widget_js()
+    write_stage_table(profile)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO_ROOT)]
     if strict:
         command += ["-W", "-n", "--keep-going"]

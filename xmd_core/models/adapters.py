@@ -87,11 +87,20 @@ class Adapter:
     # -- outputs --------------------------------------------------------------------------------
     def next_token_logits(self, batch, condition: str) -> torch.Tensor:
         """Logits over the whole vocabulary at the last position, (B, V)."""
-        out = self.model(**batch, **self.forward_kwargs(condition), use_cache=False, logits_to_keep=1)
-        return out.logits[:, -1, :]
+        return last_position_logits(self.model, batch, keep=1, **self.forward_kwargs(condition), use_cache=False)[:, -1]
 
     def decode(self, token_ids: torch.Tensor) -> list[str]:
         return self.processor.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+
+
+def last_position_logits(model, inputs: dict, keep: int, **kwargs) -> torch.Tensor:
+    """Logits of the last `keep` positions, (B, keep, V): the inner model, then the output head
+    on those positions only. (`logits_to_keep` does the same for most classes, but
+    Qwen2-Audio's forward ignores it and projects every position onto the vocabulary.) A PEFT
+    model's LoRA layers sit inside its base model, so they are used too."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(**inputs, **kwargs).last_hidden_state
+    return base.get_output_embeddings()(hidden[:, -keep:])
 
 
 def _require(sample: Sample, field_name: str):
