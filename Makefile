@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 # The stamp changes with pyproject.toml, so a new dependency reinstalls on the next target.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install book study test bench lab world clean
+.PHONY: install book study test test-fast bench lab world clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ book: install
 
 test: install
 	$(VENV)/bin/python -m pytest -q
+
+# the edit loop: everything but the notebooks, the multi-process runs and end-to-end training
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not slow and not multiprocess and not training"
 
 bench: install
 	$(VENV)/bin/python -m benchmarks.run --profile $(PROFILE)

@@ -221,7 +221,7 @@ def test_question_sampler_draws_like_mcq():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, smoke_in):
-    return smoke_in(tmp_path_factory.mktemp("experts"))
+    return smoke_in(tmp_path_factory.mktemp("experts"), seeded=True)
 
 
 @pytest.fixture(scope="module")

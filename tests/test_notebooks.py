@@ -13,7 +13,7 @@ from xmd_core.runner import NOTEBOOKS_DIR, STUDY_NOTEBOOKS, run_notebook
 def smoke_profile(tmp_path_factory, smoke_yaml):
     """The smoke profile with its artifacts and results in a temporary folder."""
     root = tmp_path_factory.mktemp("smoke")
-    path = smoke_yaml(root)
+    path = smoke_yaml(root, seeded=True)
     return load_profile(path)
 
 

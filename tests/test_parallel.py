@@ -19,7 +19,7 @@ from xmd_core.evaluate import load_predictions, load_record, run_dir
 from xmd_core.media import MediaCache, load_audio, load_frames
 
 # the smoke expert trains for a few steps only: it is not meant to be a usable expert
-pytestmark = pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")
+pytestmark = [pytest.mark.multiprocess, pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")]
 
 EVAL = ["eval", "--model", "qwen2-audio", "--condition", "audio", "--split", "test", "--shard-size", "8"]
 
@@ -28,7 +28,7 @@ EVAL = ["eval", "--model", "qwen2-audio", "--condition", "audio", "--split", "te
 def smoke(tmp_path_factory, smoke_yaml):
     """The smoke profile in a temporary folder, with its world and the qwen2-audio expert built."""
     root = tmp_path_factory.mktemp("parallel")
-    path = smoke_yaml(root)
+    path = smoke_yaml(root, seeded=True)
     xmd(["experts", "--profile", str(path), "--models", "qwen2-audio"])  # the world, then the expert
     return path, load_profile(path)
 

@@ -16,14 +16,14 @@ from xmd_core import distill
 from xmd_core.cli import main as xmd
 from xmd_core.config import load_profile
 
-pytestmark = pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")
+pytestmark = [pytest.mark.multiprocess, pytest.mark.filterwarnings("ignore:expert .* near chance:RuntimeWarning")]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, smoke_yaml):
     """The smoke profile in a temporary folder with both experts and the switch trained."""
     root = tmp_path_factory.mktemp("parallel-distill")
-    path = smoke_yaml(root)
+    path = smoke_yaml(root, seeded=True)
     xmd(["experts", "--profile", str(path), "--models", "qwen2-audio", "qwen2-vl"])
     from xmd_core.switch import train_switch
 

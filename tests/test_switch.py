@@ -221,9 +221,8 @@ def test_a_killed_save_leaves_no_checkpoint(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("switch")
-    return dataclasses.replace(load_profile("smoke"), artifacts_dir=root / "a", results_dir=root / "r")
+def smoke(tmp_path_factory, smoke_in):
+    return smoke_in(tmp_path_factory.mktemp("switch"), seeded=True)
 
 
 # the smoke profile's experts train ~20 steps and stay at chance, which their trainer warns about

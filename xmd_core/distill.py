@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile
 from .mcq import LETTERS
+from .models.adapters import last_position_logits
 
 #: Bump when a change here changes the trained adapters: every adapter is then retrained.
 DISTILL_VERSION = "1"
@@ -269,7 +270,7 @@ class FullStudent(nn.Module):
         self.forward_kwargs = forward_kwargs
 
     def forward(self, **batch):
-        return self.model(**batch, **self.forward_kwargs, use_cache=False, logits_to_keep=1).logits[:, -1, :]
+        return last_position_logits(self.model, batch, keep=1, **self.forward_kwargs, use_cache=False)[:, -1]
 
 
 # --- the training set ----------------------------------------------------------------------------

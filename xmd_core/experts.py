@@ -18,7 +18,7 @@ here and only here:
   language model), dotted with the embeddings of the class-name tokens, is trained with
   cross-entropy toward the clip's class, so that what the model hears or sees lands where the
   option's name lives;
-- attention supervision of the two-layer retrieval circuit (:func:`attention_loss`): in the
+- attention supervision of the two-layer retrieval circuit (:func:`circuit_loss`): in the
   first layer each option's name attends to its letter and the last position to the media; in
   the last layer the last position attends to the answer's name. Without it the recipe above
   stayed below 20% held-out accuracy for 3,000 steps (tiny Qwen2-Audio, this world); with it the
@@ -34,6 +34,11 @@ here and only here:
   instead, e.g. "inaudible, so probably a mostly-seen class");
 - after the letter, the turn ends (`<|im_end|>` is trained too), so greedy generation answers
   with the letter alone and `scoring.parse_letter` reads it.
+
+The supervision reads 11 query rows of the first and the last layer's attention probabilities;
+they are computed apart from fused attention (`supervised_attention`, :func:`circuit_forward`),
+not by materialising every layer's full probabilities (`attention="eager"`, the reference that
+the tests and `make bench` compare against; x1.15-1.4 slower per step).
 
 These aids belong to expert building: the saved checkpoint is a plain model that the adapters
 load with `from_pretrained`, and everything afterwards uses it with the paper's prompt.
@@ -75,7 +80,7 @@ from .supervised_attention import IMPLEMENTATION as ROWS_IMPLEMENTATION
 from .supervised_attention import use_row_attention, watch_rows
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
-EXPERTS_VERSION = "3"
+EXPERTS_VERSION = "4"  # 4: fused attention with the supervised rows computed apart (float sums in another order)
 
 #: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
 ESCAPE_ACCURACY = 0.3
@@ -84,7 +89,7 @@ MIX_LR_FRACTION = 0.25
 #: Phase 1's cosine decays to this fraction of the peak learning rate.
 FINAL_LR_FRACTION = 0.05
 GRAD_CLIP = 1.0
-#: Weight of the attention supervision of the retrieval circuit (see :func:`attention_loss`).
+#: Weight of the attention supervision of the retrieval circuit (see :func:`circuit_loss`).
 ATTENTION_WEIGHT = 1.0
 #: Target of the answer on clips without signal under the condition (phase 2): "uniform" over the
 #: options' letters, or "truth" (the answer letter). With "truth" the experts learn the world's
