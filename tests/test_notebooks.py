@@ -17,6 +17,23 @@ def smoke_profile(tmp_path_factory, smoke_yaml):
     return load_profile(path)
 
 
+@pytest.mark.slow
+def test_study_runs_every_stage_and_stores_their_times(smoke_profile, tmp_path, monkeypatch):
+    """`xmd study` (before the notebooks below, which then find its results): every stage is
+    timed and the table stored with the run records."""
+    from xmd_core import runner
+    from xmd_core.cli import main
+    from xmd_core.stages import read_stages
+
+    monkeypatch.setattr(runner, "EXECUTED_DIR", tmp_path)  # not the repository's book/executed
+    main(["study", "--profile", str(smoke_profile.source_file), "--only", "protocol"])
+    assert (tmp_path / "protocol.ipynb").is_file()
+    names = [s["stage"] for s in read_stages(smoke_profile)["stages"]]
+    side_by_side = ["experts and their evaluations, side by side", "evaluation (letters)", "evaluation (generation)", "switches, side by side",
+                    "distillation and ablations, side by side", "switches, distillation, ablations"]  # fmt: skip
+    assert names == ["world", *side_by_side, "notebook protocol"]
+
+
 def test_sources_are_stripped_and_parameterised():
     for name in STUDY_NOTEBOOKS:
         notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)

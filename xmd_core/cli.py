@@ -79,30 +79,19 @@ def _distill(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .distill import run_distillation
-    from .evaluate import evaluate_models
-    from .runner import STUDY_NOTEBOOKS, run_notebook
+    from . import runner
     from .stages import StageClock, format_table
-    from .study import ensure_models, ensure_world
+    from .study_pool import run_study_stages
 
     if args.jobs is not None and args.jobs < 1:
         raise SystemExit(f"xmd: --jobs must be at least 1 (got {args.jobs})")
     profile = load_profile(args.profile)
     clock = StageClock(profile)
     # the long stages run here, with progress bars; the notebooks then find their results
-    with clock.stage("world"):
-        ensure_world(profile)
-    with clock.stage("experts"):
-        ensure_models(profile, jobs=args.jobs)
-    with clock.stage("evaluation (letters)"):
-        print(evaluate_models(profile).to_string())
-    with clock.stage("evaluation (generation)"):
-        print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
-    with clock.stage("switches, distillation, ablations"):
-        print(run_distillation(profile).to_string())
-    for name in tuple(args.only) if args.only else STUDY_NOTEBOOKS:
+    run_study_stages(profile, clock, jobs=args.jobs)
+    for name in tuple(args.only) if args.only else runner.STUDY_NOTEBOOKS:
         with clock.stage(f"notebook {name}"):
-            run_notebook(name, profile)
+            runner.run_notebook(name, profile, runner.EXECUTED_DIR)
     print(f"stage times (stored in {clock.write()}):\n{format_table(clock.record())}")
 
 
@@ -153,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("study", help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--only", nargs="+", help="notebook names to run (default: all, in order)")
-    p.add_argument("--jobs", type=int, default=None, help="experts trained at once, one process each (default: one per core)")
+    p.add_argument("--jobs", type=int, default=None, help="tasks run at once, one process each (default: one per core)")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("book", help="build the Jupyter Book from the executed notebooks")

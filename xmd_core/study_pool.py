@@ -1,0 +1,127 @@
+"""The long stages of `xmd study` for the embedded profiles, side by side on the CPU cores.
+
+Three batches of independent tasks (`workers.run_tasks`: one process and one torch thread per
+task, as many at once as there are cores), each batch waiting for the one before:
+
+1. per model: train its tiny expert, then every evaluation of that model alone (letters on the
+   analysis and test splits, generation on the analysis subset and, for the distillation
+   directions' models, the unseen and finetune splits); and the switch's tagger;
+2. the two switches;
+3. the distillation recipes (both directions' defaults first, then the ablations), each trained
+   and then evaluated.
+
+No two tasks of a batch write the same files: every model has its own evaluation runs, every
+switch and adapter its own folder, and the frozen-tower cache is written one file per clip,
+atomically. Every task is an idempotent stage of the study, so after the batches the usual
+sequential calls (`evaluate_models`, `run_distillation`) find everything stored and only
+assemble their tables; a killed run redoes only what is missing. Hub checkpoints (the full
+profile, on GPUs) skip all this: their stages run in turn as before.
+"""
+
+from __future__ import annotations
+
+from .config import Profile
+from .workers import Task, run_tasks
+
+# Relative cost of each model's task (its training dominates; `bench_experts`): slowest first.
+MODEL_COST = {"qwen2.5-omni": 4.0, "qwen2-audio": 3.0, "qwen2-vl": 2.0, "qwen2.5-vl": 1.5}
+
+
+def model_work(name: str, profile: Profile) -> str:
+    """Train one tiny expert, then answer every question the study asks of it alone."""
+    from .distill import answers_on, finetune_clips
+    from .evaluate import evaluate_models
+    from .expert_pool import train_in_worker
+    from .study import prepare
+    from .transfer import DIRECTIONS
+
+    train_in_worker(name, profile)
+    evaluate_models(profile, names=(name,), progress=False)
+    evaluate_models(profile, names=(name,), splits=("analysis",), mode="generate", progress=False)
+    if any(name in direction for direction in DIRECTIONS):  # what the switch and distillation read
+        unseen = prepare(profile, progress=False).split("unseen")
+        if not unseen.empty:
+            answers_on(profile, name, unseen, "unseen", progress=False)
+        answers_on(profile, name, finetune_clips(profile), "finetune", progress=False)
+    return name
+
+
+def tagger_work(profile: Profile) -> str:
+    from .switch import pretrain_tagger
+
+    return str(pretrain_tagger(profile, progress=False, threads=1))
+
+
+def switch_work(profile: Profile, teacher: str, student: str) -> str:
+    from .switch import train_switch
+
+    return str(train_switch(profile, teacher=teacher, student=student, progress=False, threads=1))
+
+
+def recipe_work(profile: Profile, teacher: str, student: str, recipe: str) -> str:
+    from .distill import distill, evaluate_distilled
+
+    folder = distill(profile, teacher, student, recipe, progress=False)
+    evaluate_distilled(profile, teacher, student, recipe, progress=False)
+    return str(folder)
+
+
+def runs_side_by_side(profile: Profile) -> bool:
+    """Only the embedded profiles' tiny models on the CPU: a hub checkpoint wants the GPU alone."""
+    return profile.models.kind == "tiny" and profile.models.device_map in ("", "cpu")
+
+
+def model_tasks(profile: Profile) -> list[Task]:
+    from .models.registry import REGISTRY
+
+    names = sorted((n for n in profile.models.evaluate if REGISTRY[n].tiny), key=lambda n: -MODEL_COST.get(n, 1.0))
+    tasks = [Task(f"model {n}", model_work, (n, profile)) for n in names]
+    if not profile.switch.pretrained and profile.switch.tagger_epochs > 0:
+        tasks.insert(min(2, len(tasks)), Task("tagger", tagger_work, (profile,)))
+    return tasks
+
+
+def recipe_tasks(profile: Profile) -> list[Task]:
+    from .distill import DEFAULT_RECIPE, RECIPES
+    from .transfer import ABLATION_DIRECTION, DIRECTIONS
+
+    tasks = [Task(f"distill {t}->{s} {DEFAULT_RECIPE}", recipe_work, (profile, t, s, DEFAULT_RECIPE)) for t, s in DIRECTIONS]
+    teacher, student = ABLATION_DIRECTION
+    tasks += [Task(f"distill {teacher}->{student} {r}", recipe_work, (profile, teacher, student, r)) for r in RECIPES if r != DEFAULT_RECIPE]
+    return tasks
+
+
+def switch_tasks(profile: Profile) -> list[Task]:
+    from .transfer import DIRECTIONS
+
+    return [Task(f"switch {t}->{s}", switch_work, (profile, t, s)) for t, s in DIRECTIONS]
+
+
+def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
+    """Every stage of `xmd study` before the notebooks, each timed by `clock` (`stages`).
+
+    Side by side (:func:`runs_side_by_side`), the three batches of the module doc do the work
+    and the sequential stages after them only read it back; otherwise the sequential stages do
+    it all, in turn."""
+    from .distill import run_distillation
+    from .evaluate import evaluate_models
+    from .study import ensure_models, ensure_world
+
+    side = runs_side_by_side(profile)
+    with clock.stage("world"):
+        ensure_world(profile)
+    with clock.stage("experts and their evaluations, side by side" if side else "experts"):
+        if side:
+            run_tasks(model_tasks(profile), jobs=jobs, desc="experts and evaluations")
+        ensure_models(profile, jobs=jobs)
+    with clock.stage("evaluation (letters)"):
+        print(evaluate_models(profile).to_string())
+    with clock.stage("evaluation (generation)"):
+        print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
+    if side:
+        with clock.stage("switches, side by side"):
+            run_tasks(switch_tasks(profile), jobs=jobs, desc="switches")
+        with clock.stage("distillation and ablations, side by side"):
+            run_tasks(recipe_tasks(profile), jobs=jobs, desc="distillation")
+    with clock.stage("switches, distillation, ablations"):
+        print(run_distillation(profile).to_string())
