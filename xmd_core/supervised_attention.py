@@ -73,7 +73,8 @@ def rows_attention_forward(module, query, key, value, attention_mask, scaling=No
 AttentionInterface.register(IMPLEMENTATION, rows_attention_forward)
 # the same masks as "sdpa" (registering is also what makes transformers build a mask at all)
 AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
-assert IMPLEMENTATION in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping
+if IMPLEMENTATION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+    raise RuntimeError(f"transformers did not register the attention mask of {IMPLEMENTATION!r}")
 
 
 @contextmanager
