@@ -1,6 +1,6 @@
 """Attention probabilities of a few query rows, alongside fused attention (expert training only).
 
-The tiny experts' attention supervision (:func:`xmd_core.experts.attention_loss`) needs the
+The tiny experts' attention supervision (:func:`xmd_core.expert_recipe.circuit_loss`) needs the
 language model's attention probabilities at 11 query positions per clip (the ten option names
 and the answer position), in the first and the last layer. Asking `transformers` for them with
 `output_attentions=True` forces the eager kernel, which materialises every layer's full
