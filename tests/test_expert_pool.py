@@ -46,5 +46,5 @@ def test_bad_names_and_jobs_are_refused(smoke_in, tmp_path):
 
 
 def test_slowest_expert_starts_first():
-    order = sorted(["qwen2-vl", "qwen2.5-omni", "qwen2-audio"], key=lambda n: -expert_pool.COST[n])
+    order = expert_pool.slowest_first(["qwen2-vl", "qwen2.5-omni", "qwen2-audio"])
     assert order[0] == "qwen2.5-omni" and set(expert_pool.COST) >= set(experts.TINY_FAMILY)

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Sizes of the embedded world (WORLD.md); ignored when the data source is `vggsound`."""
+    """Sizes of the embedded world (`xmd_core.world`); ignored when the data source is `vggsound`."""
 
     seed: int = 0
     classes_per_group: int = 10  # mostly-heard, mostly-seen and both: three groups
@@ -146,7 +146,7 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class ExpertsConfig:
-    """Training of the tiny modality experts (embedded profiles only; see ARCHITECTURE.md)."""
+    """Training of the tiny modality experts (embedded profiles only; see `xmd_core.experts`)."""
 
     seed: int = 0
     steps: int = 4000  # phase 1: informative clips only (the class is heard / seen)

@@ -15,9 +15,14 @@ from .experts import _hash_if_world, is_trained, train_expert
 from .models.registry import TINY_FAMILY, checkpoint_path
 from .workers import Task, run_tasks, worker_slot
 
-#: Relative cost of one expert's training (`bench_experts`, 2 cores): the slowest start first,
-#: so that the last one to finish is short.
-COST = {"qwen2.5-omni": 3.0, "qwen2-audio": 2.0, "qwen2-vl": 1.0, "qwen2.5-vl": 1.0}
+#: Seconds of one expert's training, two at a time on 2 cores (the tiny profile's expert.json,
+#: 2026-12): the slowest start first, so that the last one to finish is short.
+COST = {"qwen2.5-omni": 834.0, "qwen2-audio": 559.0, "qwen2.5-vl": 364.0, "qwen2-vl": 340.0}
+
+
+def slowest_first(names) -> list[str]:
+    """`names` ordered by :data:`COST`, the slowest first (unknown names last)."""
+    return sorted(names, key=lambda n: -COST.get(n, 0.0))
 
 
 def train_in_worker(name: str, profile: Profile, progress: bool = True) -> str:
@@ -31,7 +36,7 @@ def experts_to_train(profile: Profile, names: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"no tiny expert for {', '.join(map(repr, unknown))}; tiny models: {', '.join(TINY_FAMILY)}")
     todo = [n for n in names if not is_trained(checkpoint_path(n, profile), _hash_if_world(n, profile))]
-    return sorted(todo, key=lambda n: -COST.get(n, 1.0))
+    return slowest_first(todo)
 
 
 def train_experts(profile: Profile, names: list[str] | tuple[str, ...] | None = None, progress: bool = True, jobs: int | None = None) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""The tiny modality experts of the embedded profiles (WORLD.md, "The tiny experts").
+"""The tiny modality experts of the embedded profiles (the book's chapter on the embedded world).
 
 Each tiny checkpoint (the real `transformers` class, tiny config) is trained from scratch on the
 world's `pretrain` split, with ground truth, in its own modality: the audio model hears
@@ -8,8 +8,8 @@ the last position, over the whole vocabulary, so that greedy generation's first 
 letter as well.
 
 Tiny language models learn to *find* the option whose name matches what they perceive only
-after a long plateau (ARCHITECTURE.md, "Known hard problem"). The recipe that escapes it, used
-here and only here:
+after a long plateau (3,000 steps below 20% held-out accuracy without the aids below). The
+recipe that escapes it, used here and only here:
 
 - every class name is one token (`models.tiny`) and the output head is tied to the embeddings;
 - linear and conv weights are drawn N(0, 1/sqrt(fan_in)), token embeddings N(0, 1), and each

@@ -23,8 +23,6 @@ from __future__ import annotations
 from .config import Profile
 from .workers import Task, run_tasks
 
-# Relative cost of each model's task (its training dominates; `bench_experts`): slowest first.
-MODEL_COST = {"qwen2.5-omni": 4.0, "qwen2-audio": 3.0, "qwen2-vl": 2.0, "qwen2.5-vl": 1.5}
 
 
 def model_work(name: str, profile: Profile) -> str:
@@ -72,9 +70,11 @@ def runs_side_by_side(profile: Profile) -> bool:
 
 
 def model_tasks(profile: Profile) -> list[Task]:
+    from .expert_pool import slowest_first
     from .models.registry import REGISTRY
 
-    names = sorted((n for n in profile.models.evaluate if REGISTRY[n].tiny), key=lambda n: -MODEL_COST.get(n, 1.0))
+    # a model's task is mostly its training: the slowest first
+    names = slowest_first(n for n in profile.models.evaluate if REGISTRY[n].tiny)
     tasks = [Task(f"model {n}", model_work, (n, profile)) for n in names]
     if not profile.switch.pretrained and profile.switch.tagger_epochs > 0:
         tasks.insert(min(2, len(tasks)), Task("tagger", tagger_work, (profile,)))
