@@ -32,6 +32,7 @@ import torch
 
 from xmd_core import experts
 from xmd_core.config import REPO_ROOT, load_profile
+from xmd_core.expert_context import VenueHeads
 from xmd_core.experts import ExpertData, ExpertTrainer, load_expert_data
 from xmd_core.models.registry import TINY_FAMILY
 from xmd_core.models.tiny import build_tiny_checkpoint
@@ -58,7 +59,8 @@ class _Run:
         self.model = trainer.new_model(seed)
         self.embeddings = self.model.get_input_embeddings()
         self.capture = experts._MediaTokens(experts.language_model(self.model))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=trainer.cfg.lr)
+        self.heads = VenueHeads(self.embeddings.weight.shape[1], tuple(trainer.venues), seed)
+        self.optimizer = torch.optim.AdamW([*self.model.parameters(), *self.heads.parameters()], lr=trainer.cfg.lr)
         self.rng = np.random.default_rng(seed)
         self.count = 0
 
@@ -70,7 +72,7 @@ class _Run:
         rows = self.rng.choice(trainer.data.train, size=trainer.cfg.batch_size)
         batch = trainer.batch(condition, rows, self.rng)
         start = time.perf_counter()
-        parts = trainer.losses(self.model, self.embeddings, self.capture, batch, condition)
+        parts = trainer.losses(self.model, self.embeddings, self.capture, batch, condition, self.heads)
         self.optimizer.zero_grad(set_to_none=True)
         sum(parts.values()).backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), experts.GRAD_CLIP)

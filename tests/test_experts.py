@@ -14,7 +14,7 @@ import pytest
 import torch
 import transformers
 
-from xmd_core import experts
+from xmd_core import expert_data, experts
 from xmd_core.config import replace
 from xmd_core.mcq import format_prompt
 from xmd_core.models.adapters import Sample
@@ -306,7 +306,7 @@ def test_row_attention_gives_the_eager_losses_and_gradients(name, condition, tin
         models[kind] = model.train()
     adapter = spec.adapter(name, models["eager"], processor, spec.conditions)
     items = experts.split_batch(adapter.inputs(_samples(), condition))
-    for key in experts.SEQUENCE_KEYS:  # the first row two tokens shorter: left padding is tested too
+    for key in expert_data.SEQUENCE_KEYS:  # the first row two tokens shorter: left padding is tested too
         if key in items[0]:
             items[0][key] = items[0][key][2:]
     inputs = experts.append_token(experts.collate(items, processor.tokenizer.pad_token_id), adapter.letter_ids[:3])

@@ -63,7 +63,7 @@ def planted_panel(effects: dict[str, float], n_clips=1200, participants=60, seed
     info = clips[["clip"]].assign(audible=True, visible=True)
     params = panel.PanelParams(
         logit_audio=effects["audio"], logit_silent_video=effects["silent_video"], logit_sounded_video=effects["sounded_video"],
-        ability_sd=0.5, clip_sd=0.6, lapse_mean=0.0, skip_rate=0.0, guess_when_unsure=False, scene_context=0.0,
+        ability_sd=0.5, clip_sd=0.6, lapse_mean=0.0, skip_rate=0.0, guess_when_unsure=False, venue_context=0.0,
     )
     return panel.simulate_panel(design, info, params, seed=seed)
 
@@ -301,7 +301,7 @@ def test_panel_follows_the_cues_and_is_labelled_simulated():
     design = hd.build_design(clips, 30, seed=0)
     rng = np.random.default_rng(0)
     info = clips[["clip"]].assign(audible=rng.random(len(clips)) < 0.5, visible=rng.random(len(clips)) < 0.5)
-    params = panel.PanelParams(scene_context=0.0, skip_rate=0.0)
+    params = panel.PanelParams(venue_context=0.0, skip_rate=0.0)
     trials = panel.simulate_panel(design, info, params, seed=2)
     assert (trials["source"] == "simulated").all()
     pd.testing.assert_frame_equal(trials, panel.simulate_panel(design, info, params, seed=2))
@@ -313,7 +313,7 @@ def test_panel_follows_the_cues_and_is_labelled_simulated():
     assert ears_no_cue < 0.2 and eyes_no_cue < 0.2  # chance is 0.1
     assert ears_cue > 0.6 and both_one_cue > 0.6
     assert ha.who(trials) == "simulated humans"
-    with pytest.raises(ValueError, match="categories"):
+    with pytest.raises(ValueError, match="venue weights"):
         panel.simulate_panel(design, info, panel.PanelParams(), seed=0)
 
 
@@ -385,7 +385,7 @@ def test_figure1_joins_llm_and_human_bars():
     clips["options"] = [[lab] + [f"x{i}" for i in range(9)] for lab in clips["label"]]
     clips["answer"] = "A"
     design = hd.build_design(clips, 3, seed=0)
-    trials = panel.simulate_panel(design, clips[["clip"]].assign(audible=True, visible=True), panel.PanelParams(scene_context=0.0), seed=0)
+    trials = panel.simulate_panel(design, clips[["clip"]].assign(audible=True, visible=True), panel.PanelParams(venue_context=0.0), seed=0)
     human = ha.human_classwise(trials)
     wide = ha.figure1_wide(llm, human)
     bars = ha.figure1_bars(trials)

@@ -40,6 +40,8 @@ class WorldConfig:
     width: int = 128
     height: int = 96
     audio_rate: int = 22050  # written rate; loaders resample to media.sample_rate
+    context: bool = True  # venues drawn from each class's mixture (False: uniformly, no cue)
+    domain_shift: bool = True  # audio pre-training clean, the VGGSound-style splits wild
 
     def validate(self, where: str) -> None:
         _positive(where, "classes_per_group", self.classes_per_group)

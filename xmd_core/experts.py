@@ -63,7 +63,7 @@ import shutil
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile
 from .mcq import LETTERS
-from .models.adapters import Adapter, Sample, last_position_logits
+from .models.adapters import last_position_logits
 from .models.registry import REGISTRY, TINY_FAMILY, checkpoint_path
 from .models.tiny import FAMILY_TOKENS, TinySizes, build_tiny_checkpoint
 from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces are part of this module's API)
@@ -90,10 +90,12 @@ from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces ar
     tie_output_head,
     untie_for_saving,
 )
+from .expert_context import TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, venue_indices
+from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, informative, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
 from .supervised_attention import use_row_attention
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
-EXPERTS_VERSION = "4"  # 4: fused attention with the supervised rows computed apart (float sums in another order)
+EXPERTS_VERSION = "5"  # 5: venue heads (expert_context); 4: fused attention with the supervised rows computed apart
 
 #: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
 ESCAPE_ACCURACY = 0.3
@@ -115,13 +117,9 @@ UNINFORMATIVE_TARGET = "uniform"
 #: reference that `make bench` and the tests compare against).
 ATTENTION_KERNELS = ("rows", "eager")
 EVAL_BATCH = 64
-ENCODE_CHUNK = 32
 
-# Keys of a processor's batch: per-token rows (left-padded), flattened patches (split by their
-# grid), and everything else one row per sample.
-SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
-PATCH_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
 GROUPS = ("heard", "seen", "both")
+LOSS_PARTS = ("answer", "end", "align", "attention", "venue")
 
 CURVE_COLUMNS = [
     "attempt",
@@ -133,6 +131,7 @@ CURVE_COLUMNS = [
     "end_loss",
     "align_loss",
     "attention_loss",
+    "venue_loss",
     "lr",
     "heldout_acc",
     "heldout_acc_informative",
@@ -142,207 +141,6 @@ CURVE_COLUMNS = [
     "heldout_acc_both",
     "entropy_uninformative",
 ]
-
-
-@dataclass
-class Batch:
-    inputs: dict[str, torch.Tensor]
-    rows: np.ndarray  # row numbers in the pretrain table
-    answers: torch.Tensor  # (B,) answer index (the letter's position among the options)
-    names: torch.Tensor  # (B, n_options) positions of the option names in the padded batch
-    letters: torch.Tensor  # (B, n_options) positions of the option letters
-
-
-# --- batches from per-clip tensors ------------------------------------------------------------
-
-
-def split_batch(batch) -> list[dict[str, torch.Tensor]]:
-    """A processor's left-padded batch as one dict of tensors per sample (padding removed)."""
-    mask = batch["attention_mask"]
-    n = mask.shape[0]
-    items: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
-    for key, value in batch.items():
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"batch key {key!r} is a {type(value).__name__}, not a tensor")
-        if key in SEQUENCE_KEYS:
-            for i in range(n):
-                valid = mask[i].bool()
-                if valid.any() and not valid[int(valid.float().argmax()) :].all():
-                    raise ValueError("split_batch expects left padding")
-                items[i][key] = value[i][valid].clone()
-        elif key in PATCH_KEYS:
-            sizes = batch[PATCH_KEYS[key]].prod(dim=-1).tolist()
-            if sum(sizes) != value.shape[0] or len(sizes) != n:
-                raise ValueError(f"{key}: {value.shape[0]} patches do not match the grids {sizes}")
-            for i, part in enumerate(torch.split(value, sizes)):
-                items[i][key] = part.clone()
-        else:
-            if value.shape[0] != n:
-                raise ValueError(f"batch key {key!r} has {value.shape[0]} rows for {n} samples")
-            for i in range(n):
-                items[i][key] = value[i : i + 1].clone()
-    return items
-
-
-def collate(items: list[dict[str, torch.Tensor]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`split_batch`: a left-padded batch as the processor would build it."""
-    keys = list(items[0])
-    if any(list(item) != keys for item in items):
-        raise ValueError("samples of one batch must have the same keys (one condition per batch)")
-    length = max(item["input_ids"].shape[0] for item in items)
-    out: dict[str, torch.Tensor] = {}
-    for key in keys:
-        if key in SEQUENCE_KEYS:
-            fill = pad_token_id if key == "input_ids" else 0
-            rows = []
-            for item in items:
-                value = item[key]
-                pad = value.new_full((length - value.shape[0],), fill)
-                rows.append(torch.cat([pad, value]))
-            out[key] = torch.stack(rows)
-        else:
-            out[key] = torch.cat([item[key] for item in items])
-    return out
-
-
-def append_token(inputs: dict[str, torch.Tensor], tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A batch with one more text token at the end of every row (`tokens`, (B,))."""
-    out = dict(inputs)
-    out["input_ids"] = torch.cat([inputs["input_ids"], tokens[:, None].to(inputs["input_ids"].dtype)], dim=1)
-    out["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(inputs["attention_mask"][:, :1])], dim=1)
-    if "mm_token_type_ids" in inputs:  # 0: a text token
-        out["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(inputs["mm_token_type_ids"][:, :1])], dim=1)
-    return out
-
-
-# --- data ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Encoded:
-    """One condition's per-clip tensors, with where the options sit in each clip's tokens."""
-
-    condition: str
-    items: list[dict[str, torch.Tensor]]
-    option_positions: np.ndarray  # (n_clips, n_options) token positions of the option names
-    letter_positions: np.ndarray  # (n_clips, n_options) token positions of the option letters
-
-
-@dataclass
-class ExpertData:
-    table: pd.DataFrame  # the pretrain clips: clip, label, path, options, answer_index, audible, visible, group
-    class_names: list[str]  # every option name (a single token each)
-    class_counts: dict[str, int]
-    heldout: np.ndarray  # row numbers of the held-out clips
-    train: np.ndarray  # row numbers of the training clips
-
-
-def informative(table: pd.DataFrame, condition: str) -> np.ndarray:
-    """Whether each clip carries its class under `condition` (heard, seen, or either)."""
-    audible = table["audible"].to_numpy(bool)
-    visible = table["visible"].to_numpy(bool)
-    return {"audio": audible, "silent_video": visible, "sounded_video": audible | visible}[condition]
-
-
-def load_expert_data(profile: Profile, inputs=None, progress: bool = True) -> ExpertData:
-    """The pretrain clips with their world draws, the option pool, and the held-out split."""
-    from .study import prepare
-
-    inputs = inputs if inputs is not None else prepare(profile, progress=progress)
-    table = inputs.split("pretrain")
-    if table.empty:
-        raise ValueError(f"profile {profile.name!r} has no pretrain clips to train the experts on")
-    draws_path = profile.world_dir / "clips.csv"
-    if not draws_path.is_file():
-        raise FileNotFoundError(f"{draws_path}: the world's clip draws (audible / visible / group) are needed")
-    draws = pd.read_csv(draws_path, usecols=["clip", "audible", "visible", "group"], dtype={"clip": str, "group": str})
-    table = table.merge(draws, on="clip", how="left", validate="one_to_one")
-    if table[["audible", "visible", "group"]].isna().any().any():
-        raise ValueError(f"pretrain clips missing from {draws_path}: {table[table.group.isna()]['clip'].head(3).tolist()}")
-    table = table.sort_values("clip").reset_index(drop=True)
-    table["audible"] = table["audible"].astype(bool)
-    table["visible"] = table["visible"].astype(bool)
-    names = set(inputs.classes.label) | {name for options in inputs.questions.options for name in options}
-    counts = dict(zip(inputs.classes.label, inputs.classes["count"].astype(int)))
-    rng = np.random.default_rng([profile.experts.seed, 7])
-    n_heldout = min(profile.experts.eval_clips, len(table) // 2)
-    order = rng.permutation(len(table))
-    return ExpertData(
-        table=table,
-        class_names=sorted(names),
-        class_counts=counts,
-        heldout=np.sort(order[:n_heldout]),
-        train=np.sort(order[n_heldout:]),
-    )
-
-
-def load_media(data: ExpertData, profile: Profile, needs_audio: bool, needs_frames: bool, progress: bool) -> list[Sample]:
-    """Decoded media of every pretrain clip (through the disk cache), with its fixed question."""
-    from .media import MediaCache
-
-    cache = MediaCache(profile.media_cache_dir)
-    media = profile.media
-    samples = []
-    rows = zip(data.table["clip"], data.table["path"], data.table["prompt"])
-    for clip, path, prompt in tqdm(list(rows), desc="decode pretrain clips", disable=not progress, leave=False):
-        samples.append(
-            Sample(
-                clip=clip,
-                prompt=prompt,
-                audio=cache.audio(path, media.sample_rate) if needs_audio else None,
-                frames=cache.frames(path, media.fps, media.max_pixels) if needs_frames else None,
-            )
-        )
-    return samples
-
-
-def encode(adapter: Adapter, samples: list[Sample], condition: str, option_ids: list[list[int]], progress: bool) -> Encoded:
-    """Run the model's processor once per clip under `condition`; keep the per-clip tensors and
-    where each option's name and letter sit among its tokens."""
-    items: list[dict[str, torch.Tensor]] = []
-    for start in tqdm(range(0, len(samples), ENCODE_CHUNK), desc=f"encode {condition}", disable=not progress, leave=False):
-        chunk = samples[start : start + ENCODE_CHUNK]
-        batch = adapter.inputs(chunk, condition)
-        items.extend(split_batch({k: v.cpu() for k, v in batch.items()}))
-    n_options = len(option_ids[0])
-    letter_ids = adapter.letter_ids.tolist()
-    names = np.zeros((len(items), n_options), dtype=np.int64)
-    letters = np.zeros((len(items), n_options), dtype=np.int64)
-    for row, (item, ids) in enumerate(zip(items, option_ids)):
-        tokens = item["input_ids"].tolist()
-        start = 0
-        for k, token in enumerate(ids):
-            if token not in tokens[start:]:
-                raise ValueError(f"clip {samples[row].clip}: option {k} is not one token of the prompt, in order")
-            names[row, k] = start = tokens.index(token, start)
-            before = [p for p in range(max(names[row, k] - 4, 0), names[row, k]) if tokens[p] == letter_ids[k]]
-            if not before:
-                raise ValueError(f"clip {samples[row].clip}: no letter {LETTERS[k]} just before option {k}")
-            letters[row, k] = before[-1]
-            start += 1
-    return Encoded(condition=condition, items=items, option_positions=names, letter_positions=letters)
-
-
-class QuestionSampler:
-    """Fresh questions as `mcq.build_question` draws them: distractors without replacement in
-    proportion to class frequency, the answer at a uniformly random letter."""
-
-    def __init__(self, class_counts: dict[str, int], n_options: int):
-        self.labels = list(class_counts)
-        self.n_options = n_options
-        counts = np.array([class_counts[c] for c in self.labels], dtype=float)
-        self.others: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for i, label in enumerate(self.labels):
-            keep = np.arange(len(self.labels)) != i
-            self.others[label] = (np.flatnonzero(keep), counts[keep] / counts[keep].sum())
-
-    def draw(self, label: str, rng: np.random.Generator) -> tuple[list[str], int]:
-        pool, p = self.others[label]
-        picked = rng.choice(pool, size=self.n_options - 1, replace=False, p=p)
-        options = [self.labels[i] for i in picked]
-        position = int(rng.integers(self.n_options))
-        options.insert(position, label)
-        return options, position
 
 
 # --- the trainer --------------------------------------------------------------------------------
@@ -371,6 +169,7 @@ def expert_key(name: str, profile: Profile) -> dict:
             "grad_clip": GRAD_CLIP,
             "attention_weight": ATTENTION_WEIGHT,
             "uninformative_target": UNINFORMATIVE_TARGET,
+            "venue_weight": VENUE_WEIGHT,
         },
     }
 
@@ -444,6 +243,7 @@ class ExpertTrainer:
         self.media_tokens["visual"] = [self.tokenizer.convert_tokens_to_ids(tokens[k]) for k in ("video_token", "image_token") if k in tokens]
         self.audible = torch.tensor(table.audible.to_numpy(bool))
         self.visible = torch.tensor(table.visible.to_numpy(bool))
+        self.venues = {kind: venue_indices(table[column]) for kind, column in TARGET_COLUMN.items() if self.media_tokens[kind]}
         # one adapter (with the untrained model) only to run the processor: encoding is model-free
         adapter = self.spec.adapter(name, self.model_class.from_pretrained(checkpoint_dir), processor, self.conditions)
         needs_audio = any("audio" in adapter.media_kinds(c) for c in self.conditions)
@@ -488,21 +288,24 @@ class ExpertTrainer:
             letters=torch.from_numpy(encoded.letter_positions[rows]) + shift,
         )
 
-    def media_masks(self, input_ids: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def kind_masks(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Positions of each kind of media token ("audio", "visual") that the model has."""
+        return {kind: torch.isin(input_ids, torch.tensor(ids)) for kind, ids in self.media_tokens.items() if ids}
+
+    def media_masks(self, kinds: dict[str, torch.Tensor], rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions of all media tokens, positions of the media tokens that carry the class)."""
         rows_t = torch.from_numpy(np.asarray(rows))
-        media = torch.zeros_like(input_ids, dtype=torch.bool)
-        carrying = torch.zeros_like(input_ids, dtype=torch.bool)
-        for ids, carries in ((self.media_tokens["audio"], self.audible[rows_t]), (self.media_tokens["visual"], self.visible[rows_t])):
-            if ids:
-                here = torch.isin(input_ids, torch.tensor(ids))
-                media |= here
-                carrying |= here & carries[:, None]
+        carries = {"audio": self.audible[rows_t], "visual": self.visible[rows_t]}
+        media = torch.zeros(next(iter(kinds.values())).shape, dtype=torch.bool)
+        carrying = torch.zeros_like(media)
+        for kind, here in kinds.items():
+            media |= here
+            carrying |= here & carries[kind][:, None]
         return media, carrying
 
-    def losses(self, model, embeddings: nn.Embedding, capture: "_MediaTokens", batch: "Batch", condition: str) -> dict[str, torch.Tensor]:
+    def losses(self, model, embeddings: nn.Embedding, capture: "_MediaTokens", batch: "Batch", condition: str, heads: VenueHeads) -> dict[str, torch.Tensor]:
         """The answer's cross-entropy, the end of the turn after it, and the recipe's auxiliary
-        losses for one batch. On clips without signal under the condition (phase 2 only: phase 1
+        losses (alignment, attention, venue) for one batch. On clips without signal under the condition (phase 2 only: phase 1
         samples informative clips) the answer's target is uniform over the options' letters.
 
         The answer letter is appended to each row (teacher forcing): the position before it
@@ -521,13 +324,16 @@ class ExpertTrainer:
         blind = torch.from_numpy(~self.informative[condition][batch.rows])
         answer = torch.where(blind, uniform, truth).mean() if UNINFORMATIVE_TARGET == "uniform" else truth.mean()
         end = nn.functional.cross_entropy(logits[:, -1], torch.full_like(letters, self.end_id))
-        media, carrying = self.media_masks(inputs["input_ids"], batch.rows)
+        kinds = self.kind_masks(inputs["input_ids"])
+        media, carrying = self.media_masks(kinds, batch.rows)
         classes = self.targets[torch.from_numpy(batch.rows)]
         per_token = classes[:, None].expand_as(carrying)[carrying]
         align = alignment_loss(capture.embeds[carrying].float(), embeddings.weight[self.class_ids].float(), per_token)
         informative_rows = carrying.any(dim=1)
         attention = circuit_loss(first, last, batch.names, batch.letters, batch.answers, media, informative_rows)
-        return {"answer": answer, "end": end, "align": align, "attention": attention}
+        rows_t = torch.from_numpy(batch.rows)
+        venue = heads.loss(capture.embeds, kinds, {kind: target[rows_t] for kind, target in self.venues.items()})
+        return {"answer": answer, "end": end, "align": align, "attention": attention, "venue": venue}
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -611,8 +417,9 @@ class ExpertTrainer:
         model = self.new_model(seed)
         embeddings = model.get_input_embeddings()
         capture = _MediaTokens(language_model(model))
+        heads = VenueHeads(embeddings.weight.shape[1], tuple(self.venues), seed)
         decay, no_decay = [], []
-        for param in model.parameters():
+        for param in [*model.parameters(), *heads.parameters()]:
             (no_decay if param.ndim < 2 else decay).append(param)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
         rng = np.random.default_rng([seed, 1])
@@ -624,7 +431,7 @@ class ExpertTrainer:
         total = cfg.steps + cfg.mix_steps
         escaped_at: int | None = None
         decay_from: int | None = None  # phase-1 step at which the cosine decay starts
-        sums = {"answer": 0.0, "end": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+        sums = dict.fromkeys(LOSS_PARTS, 0.0) | {"n": 0}
         outcome = "done"
         step_seconds = []
         step = 0
@@ -637,8 +444,8 @@ class ExpertTrainer:
             pool = pools[condition] if phase == 1 else train
             rows = rng.choice(pool, size=cfg.batch_size, replace=len(pool) < cfg.batch_size)
             started = time.perf_counter()
-            parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition)
-            total_loss = parts["answer"] + parts["end"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"]
+            parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition, heads)
+            total_loss = parts["answer"] + parts["end"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"] + VENUE_WEIGHT * parts["venue"]
             optimizer.zero_grad(set_to_none=True)
             total_loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -650,8 +457,8 @@ class ExpertTrainer:
             bar.update()
             if step % cfg.eval_every == 0 or step == total or step == cfg.steps:
                 figures = self.evaluate(model)
-                mean = {k: sums[k] / sums["n"] for k in ("answer", "end", "align", "attention")}
-                sums = {"answer": 0.0, "end": 0.0, "align": 0.0, "attention": 0.0, "n": 0}
+                mean = {k: sums[k] / sums["n"] for k in LOSS_PARTS}
+                sums = dict.fromkeys(LOSS_PARTS, 0.0) | {"n": 0}
                 for condition_name, f in figures.items():
                     curves.append(
                         {
@@ -664,6 +471,7 @@ class ExpertTrainer:
                             "end_loss": mean["end"],
                             "align_loss": mean["align"],
                             "attention_loss": mean["attention"],
+                            "venue_loss": mean["venue"],
                             "lr": lr,
                             **{k: f[k] for k in CURVE_COLUMNS if k in f},
                         }

@@ -13,10 +13,11 @@ Each clip of the embedded world drew whether its class can be heard (``audible``
    clip ease random effects with standard deviations ``ability_sd`` and ``clip_sd``.
 3. *Otherwise* (no cue, not recognised, or a lapse of attention at the participant's own lapse
    rate, drawn from a Beta distribution) the observer guesses among the options; a small share of
-   trials is skipped. A video whose object is not visible still shows the scene of the class's
-   category (WORLD.md), so there, on a share ``scene_context`` of trials, the guess is among the
-   options of that category, as some of the paper's participants said they did ("If there was no
-   sound, I guessed what I would hear based on the video").
+   trials is skipped. Every clip shows and sounds its venue (`world.context`), so on a share
+   ``venue_context`` of the guesses that are not lapses the observer picks an option in proportion
+   to how likely that option's class is filmed at the clip's venue, as the paper's participants
+   said they did ("I used some context clues"; "If there was no sound, I guessed what I would
+   hear based on the video"). The observer knows every class's venue mixture.
 
 The default parameters are chosen, not fitted, so that on the embedded world's Figure-1 classes
 the panel lands in the range the paper's people reached (ears 71.9%, eyes 74.1%, ears and eyes
@@ -32,6 +33,7 @@ import pandas as pd
 
 from ..config import Profile
 from ..mcq import LETTERS
+from ..world.context import VENUE_NAMES, venue_mixture
 from .schema import validate_trials
 
 
@@ -45,7 +47,7 @@ class PanelParams:
     lapse_mean: float = 0.03  # mean per-participant lapse rate (a guess whatever the clip)
     lapse_concentration: float = 40.0  # Beta(mean * c, (1 - mean) * c)
     guess_when_unsure: bool = True  # unrecognised: guess among all options (else pick a wrong one)
-    scene_context: float = 0.3  # share of object-less videos where the guess uses the scene's category
+    venue_context: float = 0.7  # share of guesses (not lapses) that use the clip's venue
     skip_rate: float = 0.005
     rt_median_s: float = 4.5  # response time of an audio trial; video trials add rt_video_s
     rt_video_s: float = 1.0
@@ -59,8 +61,8 @@ class PanelParams:
         for name in ("lapse_mean", "skip_rate"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"PanelParams.{name} must lie in [0, 1) (got {getattr(self, name)})")
-        if not 0 <= self.scene_context <= 1:
-            raise ValueError(f"PanelParams.scene_context must lie in [0, 1] (got {self.scene_context})")
+        if not 0 <= self.venue_context <= 1:
+            raise ValueError(f"PanelParams.venue_context must lie in [0, 1] (got {self.venue_context})")
         if self.lapse_concentration <= 0 or self.rt_median_s <= 0 or self.rt_unsure_factor <= 0:
             raise ValueError("PanelParams.lapse_concentration, rt_median_s and rt_unsure_factor must be > 0")
 
@@ -70,7 +72,7 @@ class PanelParams:
 
 
 def world_clip_info(profile: Profile) -> pd.DataFrame:
-    """clip, audible, visible of every clip of the embedded world (the draws behind each clip)."""
+    """clip, audible, visible, venue of every clip of the embedded world (the draws behind each clip)."""
     if profile.data.source != "world":
         raise ValueError(
             f"profile {profile.name!r} runs on real clips ({profile.data.source}); the simulated panel exists only in the "
@@ -79,15 +81,19 @@ def world_clip_info(profile: Profile) -> pd.DataFrame:
     path = profile.world_dir / "clips.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no world index at {path}: build the world first (xmd world --profile {profile.name})")
-    return pd.read_csv(path, usecols=["clip", "audible", "visible"], dtype={"clip": str})
+    return pd.read_csv(path, usecols=["clip", "audible", "visible", "venue"], dtype={"clip": str, "venue": str})
 
 
-def world_categories(profile: Profile) -> pd.Series:
-    """The category of every class of the embedded world, indexed by label."""
+def world_venue_weights(profile: Profile) -> pd.DataFrame:
+    """P(venue | class) of every class of the embedded world (rows: labels, columns: venues); all
+    alike where the world draws venues uniformly (`world.context` off)."""
     path = profile.world_dir / "classes.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no world classes at {path}: build the world first (xmd world --profile {profile.name})")
-    return pd.read_csv(path, usecols=["label", "category"]).set_index("label")["category"]
+    labels = pd.read_csv(path, usecols=["label"])["label"]
+    uniform = np.full(len(VENUE_NAMES), 1.0 / len(VENUE_NAMES))
+    rows = [venue_mixture(profile.world.seed, label) if profile.world.context else uniform for label in labels]
+    return pd.DataFrame(rows, index=labels, columns=list(VENUE_NAMES))
 
 
 def _cue(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray, params: PanelParams) -> tuple[np.ndarray, np.ndarray]:
@@ -103,16 +109,15 @@ def _cue(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray, params
     return informative, base
 
 
-def _scene_guess(rows: pd.DataFrame, categories: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    """For each row, the index of an option drawn uniformly among the options whose category is
-    that of the row's class (the scene shown)."""
-    unknown = sorted({o for options in rows["options"] for o in options} - set(categories.index))
+def _venue_guess(options: pd.Series, venues: np.ndarray, weights: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """For each row, the index of an option drawn in proportion to P(row's venue | option's class)."""
+    unknown = sorted({o for opts in options for o in opts} - set(weights.index))
     if unknown:
-        raise ValueError(f"no category for option class(es) {unknown[:3]}")
-    out = np.empty(len(rows), dtype=int)
-    for k, (label, options) in enumerate(zip(rows["label"], rows["options"])):
-        same = [i for i, o in enumerate(options) if categories[o] == categories[label]]
-        out[k] = same[int(rng.integers(len(same)))]
+        raise ValueError(f"no venue mixture for option class(es) {unknown[:3]}")
+    out = np.empty(len(options), dtype=int)
+    for k, (opts, venue) in enumerate(zip(options, venues)):
+        p = weights.loc[list(opts), venue].to_numpy(float)
+        out[k] = int(rng.choice(len(opts), p=p / p.sum()))
     return out
 
 
@@ -121,16 +126,17 @@ def simulate_panel(
     clip_info: pd.DataFrame,
     params: PanelParams = PanelParams(),
     seed: int = 0,
-    categories: pd.Series | None = None,
+    venue_weights: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Trials (the schema of :mod:`.schema`, ``source = "simulated"``) for every row of a design.
 
-    `clip_info` gives ``audible`` and ``visible`` for each clip of the design; `categories` maps
-    every class among the options to its category (needed when ``params.scene_context``).
+    `clip_info` gives ``audible`` and ``visible`` (and ``venue``) for each clip of the design;
+    `venue_weights` P(venue | class) of every class among the options (needed when
+    ``params.venue_context``: :func:`world_venue_weights`).
     """
     params.validate()
-    if params.scene_context > 0 and categories is None:
-        raise ValueError("params.scene_context needs the classes' categories (panel.world_categories(profile))")
+    if params.venue_context > 0 and (venue_weights is None or "venue" not in clip_info):
+        raise ValueError("params.venue_context needs each clip's venue and the venue weights (panel.world_venue_weights(profile))")
     info = clip_info.drop_duplicates("clip").set_index("clip")
     absent = sorted(set(design["clip"]) - set(info.index))
     if absent:
@@ -163,9 +169,10 @@ def simulate_panel(
     # a wrong letter, uniform over the other options
     wrong = (answer_index + 1 + np.floor(rng.random(n) * (n_options - 1)).astype(int)) % n_options
     uninformed = lapse | ~informative
-    if params.scene_context > 0:
-        scene = ~informative & ~lapse & (condition != "audio") & (rng.random(n) < params.scene_context)
-        guess[scene] = _scene_guess(design.loc[scene, ["label", "options"]], categories, rng)
+    if params.venue_context > 0:
+        context = ~lapse & (rng.random(n) < params.venue_context)
+        venues = info.loc[design["clip"], "venue"].to_numpy()
+        guess[context] = _venue_guess(design.loc[context, "options"], venues[context], venue_weights, rng)
     if params.guess_when_unsure:
         chosen = np.where(recognised, answer_index, guess)
     else:
@@ -202,6 +209,6 @@ def simulate_for_profile(profile: Profile, design: pd.DataFrame, params: PanelPa
     from .design import study_dir
     from .schema import write_trials
 
-    trials = simulate_panel(design, world_clip_info(profile), params, seed, categories=world_categories(profile))
+    trials = simulate_panel(design, world_clip_info(profile), params, seed, venue_weights=world_venue_weights(profile))
     write_trials(trials, study_dir(profile) / "trials_simulated.parquet")
     return trials

@@ -39,7 +39,7 @@ from .classes import PRETRAIN_GROUPS, select_classes
 from .clips import ClipDraw, Signature, draw_clip, render_clip, signatures
 
 #: Bump when the generator changes what it writes: a world built by another version is rebuilt.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"  # 4: venues (context) and recording domains
 PART_SUFFIX = ".part"
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "20", "threads": "1"}
 AAC_OPTIONS = {"aac_coder": "fast"}
@@ -319,7 +319,6 @@ def build_world(profile: Profile, workers: int | None = None, progress: bool = T
 
 def load_clips(paths: WorldPaths) -> pd.DataFrame:
     """The clip table (`clips.csv`) of a built world."""
-    text = {c: str for c in ("clip", "ytid", "label", "category", "group", "split", "distractor", "scene")}
-    return pd.read_csv(
-        paths.clips_table, dtype=text, keep_default_na=False, na_values={"snr_db": [""], "distractor_db": [""]}
-    )
+    text = {c: str for c in ("clip", "ytid", "label", "category", "group", "split", "distractor", "scene", "venue", "audio_venue", "domain")}
+    numbers = ("snr_db", "distractor_db", "reverb_s", "lowpass_hz", "highpass_hz", "noise_db")
+    return pd.read_csv(paths.clips_table, dtype=text, keep_default_na=False, na_values={c: [""] for c in numbers})

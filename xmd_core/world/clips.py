@@ -2,8 +2,9 @@
 index) and its media (audio samples and video frames) rendered from the draw.
 
 The draw holds everything stored in the clip table (`audible`, `visible`, SNR, gain, pitch
-shift, distractor, scene, bystander) and a `media_seed` from which the rendering takes the rest
-(signature jitter, timing, position, noise), so the same draw always renders the same media.
+shift, distractor, scene, bystander; the venue heard and seen (`context`) and the recording
+chain (`domain`)) and a `media_seed` from which the rendering takes the rest (signature jitter,
+timing, position, noise), so the same draw always renders the same media.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..config import WorldConfig
 from ..data import clip_name
-from . import audio, video
+from . import audio, context, domain, video
 from .classes import EYE_SPREAD, N_PARAMS, Signature, category_params, class_signature, rng_for, youtube_like_id
 
 #: SNR (dB) of the signature over the background in audible clips.
@@ -48,8 +49,16 @@ class ClipDraw:
     pitch_semitones: float
     distractor: str  # another class heard faintly in an inaudible clip, or ''
     distractor_db: float  # NaN when none
-    scene: str
+    scene: str  # the kind of background the video shows: its venue's
     bystander: bool
+    venue: str  # where the clip happens: the scene shown, and (in the wild) the ambience heard
+    audio_venue: str  # the ambience heard: the venue, except in clean pre-training audio (unrelated)
+    domain: str  # recording domain of the audio: "clean" (audio pre-training) or "wild"
+    context_db: float  # level of the ambience over the background noise
+    reverb_s: float  # T60 of the room, NaN when dry
+    lowpass_hz: float  # NaN when clean
+    highpass_hz: float  # NaN when clean
+    noise_db: float  # sensor noise relative to the clip, NaN when clean
     media_seed: int
 
     def row(self) -> dict:
@@ -81,10 +90,10 @@ def draw_clip(
     if not audible and others and rng.random() < DISTRACTOR_P:
         distractor = others[int(rng.integers(len(others)))]
         distractor_db = float(rng.uniform(*DISTRACTOR_DB))
-    scene = video.SCENES[int(rng.integers(len(video.SCENES)))]
     bystander = category != "people" and bool(rng.random() < video.BYSTANDER_P)
     media_seed = int(rng.integers(0, 2**63 - 1))
     ytid = youtube_like_id(world.seed, label, split, index)
+    venue, audio_venue, recording = draw_context(world, label, split, index)
     return ClipDraw(
         clip=clip_name(ytid, start),
         ytid=ytid,
@@ -101,10 +110,32 @@ def draw_clip(
         pitch_semitones=pitch,
         distractor=distractor,
         distractor_db=distractor_db,
-        scene=scene,
+        scene=context.scene_style(venue)[0],
         bystander=bystander,
+        venue=venue,
+        audio_venue=audio_venue,
+        domain=recording.domain,
+        context_db=recording.context_db,
+        reverb_s=recording.reverb_s,
+        lowpass_hz=recording.lowpass_hz,
+        highpass_hz=recording.highpass_hz,
+        noise_db=recording.noise_db,
         media_seed=media_seed,
     )
+
+
+def draw_context(world: WorldConfig, label: str, split: str, index: int) -> tuple[str, str, domain.Recording]:
+    """(venue, venue heard, recording chain) of one clip, from a stream of its own (so switching
+    the mechanisms off leaves every other draw of the clip as it was).
+
+    Audio pre-training is clean and curated (with `domain_shift`): its ambience is unrelated to
+    the class and faint, its recording dry. Without `context` every venue is drawn uniformly."""
+    rng = rng_for(world.seed, "context", label, split, index)
+    venue = context.draw_venue(rng, context.venue_mixture(world.seed, label) if world.context else None)
+    curated = split == "pretrain" and world.domain_shift
+    heard = context.draw_venue(rng, None) if curated else venue
+    recording = domain.draw_recording(rng, "clean" if curated or not world.domain_shift else "wild")
+    return venue, heard, recording
 
 
 def signatures(world: WorldConfig, classes) -> dict[str, Signature]:
@@ -134,6 +165,10 @@ def jittered(values: tuple[float, ...], jitter: float, keep: tuple[int, ...], rn
     return u
 
 
+def _recording(draw: ClipDraw) -> domain.Recording:
+    return domain.Recording(draw.domain, draw.context_db, draw.reverb_s, draw.lowpass_hz, draw.highpass_hz, draw.noise_db)
+
+
 def render_clip(world: WorldConfig, draw: ClipDraw, sigs: dict[str, Signature]) -> tuple[np.ndarray, np.ndarray]:
     """(frames uint8 (T, H, W, 3), audio float32 mono in [-1, 1]) of one draw."""
     rng = np.random.default_rng(draw.media_seed)
@@ -149,6 +184,8 @@ def render_clip(world: WorldConfig, draw: ClipDraw, sigs: dict[str, Signature]) 
         u = jittered(other.audio, other.audio_jitter, audio.DISCRETE[other.category], rng)
         sound = audio.signature_sound(other.category, u, rng, n, sr, 2.0 ** (draw.pitch_semitones / 12.0))
         mix = mix + sound * 10.0 ** (draw.distractor_db / 20.0)
+    mix = mix + context.ambience(draw.audio_venue, rng, n, sr) * 10.0 ** (draw.context_db / 20.0)
+    mix = domain.record(mix, _recording(draw), rng, sr)
     mix = mix * (LEVEL_RMS * 10.0 ** (draw.gain_db / 20.0) / np.sqrt(np.mean(mix * mix)))
     samples = np.clip(mix, -0.99, 0.99).astype(np.float32)
 
@@ -166,6 +203,7 @@ def render_clip(world: WorldConfig, draw: ClipDraw, sigs: dict[str, Signature]) 
         world.height,
         world.width,
         video.SCENES.index(draw.scene),
+        context.scene_style(draw.venue)[1],
         object_u,
         person_cue,
         bystander_cue,

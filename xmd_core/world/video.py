@@ -58,13 +58,17 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
     return _INTERP_CACHE[key]
 
 
-def render_scene(rng: np.random.Generator, kind: int, h: int, w: int) -> np.ndarray:
-    """A desaturated background, float32 RGB in [0, 1], shape (h, w, 3)."""
+def render_scene(rng: np.random.Generator, kind: int, h: int, w: int, hue: float | None = None) -> np.ndarray:
+    """A muted background, float32 RGB in [0, 1], shape (h, w, 3). `hue`: the venue's (a little
+    jitter, enough colour to tell venues apart); None: a random hue, desaturated."""
     ys = np.linspace(0.0, 1.0, h)[:, None]
     xs = np.linspace(0.0, 1.0, w)[None, :]
-    hue = rng.uniform()
-    top = hsv(hue, rng.uniform(0.05, 0.3), rng.uniform(0.45, 0.9))
-    bottom = hsv(hue + rng.uniform(-0.3, 0.3), rng.uniform(0.05, 0.3), rng.uniform(0.2, 0.6))
+    if hue is None:
+        hue, sat, spread = rng.uniform(), (0.05, 0.3), 0.3
+    else:
+        hue, sat, spread = hue + rng.uniform(-0.03, 0.03), (0.3, 0.5), 0.05
+    top = hsv(hue, rng.uniform(*sat), rng.uniform(0.45, 0.9))
+    bottom = hsv(hue + rng.uniform(-spread, spread), rng.uniform(*sat), rng.uniform(0.2, 0.6))
     name = SCENES[kind]
     if name == "sky":
         horizon = rng.uniform(0.4, 0.75)
@@ -259,6 +263,7 @@ def render_frames(
     h: int,
     w: int,
     scene: int,
+    hue: float | None,
     object_u: np.ndarray | None,
     person_cue: np.ndarray | None,
     bystander_cue: np.ndarray | None,
@@ -266,7 +271,7 @@ def render_frames(
     """The clip's frames. `object_u`: the class object (visible, non-people classes);
     `person_cue`: the central person of a people clip (class cue when visible, a random cue of
     the people range otherwise); `bystander_cue`: a smaller person at the side, or None."""
-    base = render_scene(rng, scene, h, w)
+    base = render_scene(rng, scene, h, w, hue)
     duration = n_frames / fps
     sprites: list = []
     if bystander_cue is not None:

@@ -1,0 +1,89 @@
+"""Recording domains of the embedded world (version 2): clean pre-training audio, wild clips.
+
+The audio experts pre-train on clean clips, as audio LLMs are trained on curated tagging data:
+the class's sound over a faint ambience, nothing else. The VGGSound-style splits (train, test)
+and the unseen classes are "in the wild": a louder ambience (`context_db`), and a recording
+chain absent from pre-training (reverberation, band limits, sensor noise). Video has no domain
+shift (web video covers such scenes), so only the audio expert is shifted.
+
+A clip's chain is drawn once (:func:`draw_recording`) and stored in the clip table, so the
+analyses can split by it; :func:`record` applies it to the clip's mixed audio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Level (dB) of the ambience bed over the unit-RMS background noise, per domain.
+CONTEXT_DB = {"clean": (-12.0, -4.0), "wild": (0.0, 8.0)}
+#: Wild clips: probability of a reverberant room and its decay time T60 (s).
+REVERB_P = 0.8
+REVERB_T60_S = (0.2, 1.0)
+#: Wild clips: the band the recorder passes (Hz): a low-pass and a high-pass corner.
+LOWPASS_HZ = (1500.0, 5000.0)
+HIGHPASS_HZ = (100.0, 600.0)
+#: Wild clips: sensor noise (white) relative to the clip's RMS (dB).
+NOISE_DB = (-30.0, -10.0)
+DOMAINS = tuple(CONTEXT_DB)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """How a clip was recorded. NaN: the stage is absent (clean clips have no chain)."""
+
+    domain: str
+    context_db: float
+    reverb_s: float
+    lowpass_hz: float
+    highpass_hz: float
+    noise_db: float
+
+
+def draw_recording(rng: np.random.Generator, domain: str) -> Recording:
+    """One clip's recording chain in `domain` ("clean" or "wild")."""
+    if domain not in CONTEXT_DB:
+        raise ValueError(f"unknown recording domain {domain!r}; domains are {DOMAINS}")
+    context_db = float(rng.uniform(*CONTEXT_DB[domain]))
+    if domain == "clean":
+        return Recording(domain, context_db, math.nan, math.nan, math.nan, math.nan)
+    reverb = float(rng.uniform(*REVERB_T60_S)) if rng.random() < REVERB_P else math.nan
+    return Recording(
+        domain=domain,
+        context_db=context_db,
+        reverb_s=reverb,
+        lowpass_hz=float(rng.uniform(*LOWPASS_HZ)),
+        highpass_hz=float(rng.uniform(*HIGHPASS_HZ)),
+        noise_db=float(rng.uniform(*NOISE_DB)),
+    )
+
+
+def _reverb(x: np.ndarray, sr: int, t60: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolution with an exponentially decaying noise tail (a room's impulse response) whose
+    energy equals the direct path's (direct-to-reverberant ratio 0 dB); the level is kept."""
+    length = int(min(t60, 1.5) * sr)
+    tail = rng.standard_normal(length) * np.exp(-6.9 * np.arange(length) / (t60 * sr))  # -60 dB at t60
+    tail[0] = np.sqrt(np.sum(tail[1:] ** 2))
+    n = len(x) + length
+    wet = np.fft.irfft(np.fft.rfft(x, n) * np.fft.rfft(tail, n), n)[: len(x)]
+    return wet * (np.std(x) / (np.std(wet) + 1e-12))
+
+
+def _band_limit(x: np.ndarray, sr: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """Zero-phase band-pass with smooth (4th-order-like) corners."""
+    freqs = np.maximum(np.fft.rfftfreq(len(x), 1.0 / sr), 1e-3)
+    gain = 1.0 / (1.0 + (freqs / high_hz) ** 8) * 1.0 / (1.0 + (low_hz / freqs) ** 8)
+    return np.fft.irfft(np.fft.rfft(x) * gain, len(x))
+
+
+def record(x: np.ndarray, recording: Recording, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """The clip's audio through its recording chain (clean: unchanged)."""
+    if recording.domain == "clean":
+        return x
+    if not math.isnan(recording.reverb_s):
+        x = _reverb(x, sr, recording.reverb_s, rng)
+    x = _band_limit(x, sr, recording.highpass_hz, recording.lowpass_hz)
+    rms = float(np.sqrt(np.mean(x * x)))
+    return x + rng.standard_normal(len(x)) * rms * 10.0 ** (recording.noise_db / 20.0)
