@@ -34,6 +34,10 @@ recipe that escapes it, used here and only here:
   instead, e.g. "inaudible, so probably a mostly-seen class");
 - after the letter, the turn ends (`<|im_end|>` is trained too), so greedy generation answers
   with the letter alone and `scoring.parse_letter` reads it.
+- venue heads (`expert_context`): a linear probe on the media tokens' mean embedding is trained
+  toward the clip's venue, so that the frozen towers of distillation encode the context a
+  teacher's labels can tie to a class; the questions never tie a venue to a class, and the heads
+  are not saved.
 
 The recipe's pieces (initialisation, losses, the forward pass that feeds the supervision) live in
 `expert_recipe`. The supervision reads 11 query rows of the first and the last layer's attention
@@ -45,7 +49,7 @@ These aids belong to expert building: the saved checkpoint is a plain model that
 load with `from_pretrained`, and everything afterwards uses it with the paper's prompt.
 
 Media go through each model's own processor once per clip and condition; the per-clip tensors
-are kept and collated into batches (left padding) by :func:`collate`, which reproduces the
+are kept and collated into batches (left padding) by `expert_data.collate`, which reproduces the
 processor's batch exactly (tested).
 
 A checkpoint folder holds `expert.json` (the hash of everything that determines the result,

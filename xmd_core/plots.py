@@ -135,3 +135,15 @@ def before_after(wide: pd.DataFrame, bars: dict[str, str], title: str = "") -> p
     ax.legend(fontsize=8, ncol=len(bars), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def venue_mixtures(weights: pd.DataFrame, groups: pd.Series) -> plt.Figure:
+    """Heat map of P(venue | class) (rows: classes sorted by group, columns: venues)."""
+    order = groups.sort_values(kind="stable").index
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(order) + 1.2))
+    sns.heatmap(weights.loc[order], ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar_kws={"label": "P(venue | class)"})
+    ax.set_yticklabels([f"{label} ({groups[label]})" for label in order], fontsize=7)
+    ax.set_xlabel("venue")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig

@@ -17,8 +17,9 @@ from .config import PROFILES_DIR, REPO_ROOT, Profile
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 
-# In reading order; each later issue adds its chapters here.
-STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_switch", "04_distillation", "05_ablations")
+# In running order; each later issue adds its chapters here (the book orders them in _toc.yml).
+STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_switch", "04_distillation", "05_ablations",
+                   "06_findings")  # last: it reads the other chapters' results (e.g. 02's trials)
 
 
 def profile_parameter(profile: Profile) -> str:

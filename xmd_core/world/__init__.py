@@ -11,16 +11,23 @@ API
 The sensory gap, and where it comes from
 1. The real rates. Each clip is `audible ~ Bernoulli(p_audible)` and `visible ~
    Bernoulli(p_visible)` with VGGSounder's per-class rates (`classes.RATE_GAMMA` = 1: used as
-   they are, no sharpening was needed). An inaudible clip holds only background noise (at times
-   a faint sound of another class); an invisible one only a background scene (at times a
-   bystander person). Backgrounds and scenes come from pools shared by all classes, so a clip
-   without the signal says nothing about its class (WORLD.md's "category's scene" would give
-   the category away in a 10-option question, so it is not used).
+   they are, no sharpening was needed). An inaudible clip holds no sound of its class (at times
+   a faint sound of another class); an invisible one no sight of it (at times a bystander).
 2. Confusability by category (`classes.EAR_SPREAD`, `classes.EYE_SPREAD`). Sports and tools
    classes sound alike (their sound parameters lie close together, with a large per-clip
    jitter) but look different; people classes look alike (every people clip shows a person; the
    classes differ only by a badge's hue and the arms' pose) but sound different. Animals, music,
    others, vehicles sound and look distinct; nature and home are in between.
+
+Version 2: the cues a student can learn from a teacher (`mechanisms.mechanisms_sentence`)
+3. Venues (`context`): every clip happens at one of a shared pool of venues, drawn from its
+   class's own mixture; the venue is heard as an ambience bed and seen as the scene, whether or
+   not the class itself is. Informative, not a giveaway (`context.venue_only_accuracy`).
+4. Recording domains (`domain`): the audio experts pre-train on clean clips (faint ambience
+   unrelated to the class, dry recording); the VGGSound-style splits and the unseen classes are
+   recorded in the wild (loud ambience, reverberation, band limits, noise). Video is not shifted.
+Both can be switched off (`WorldConfig.context`, `WorldConfig.domain_shift`: the control world
+of `profiles/tiny-nocontext.yaml`); every clip's draw of both is in the clip table.
 """
 
 from .build import (

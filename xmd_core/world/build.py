@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..config import Profile, WorldConfig
 from . import classes as classes_mod
+from . import context, domain
 from .classes import PRETRAIN_GROUPS, select_classes
 from .clips import ClipDraw, Signature, draw_clip, render_clip, signatures
 
@@ -242,6 +243,9 @@ def _design() -> dict:
         "ear_spread_jitter": {k: list(v) for k, v in classes_mod.EAR_SPREAD.items()},
         "eye_spread_jitter": {k: list(v) for k, v in classes_mod.EYE_SPREAD.items()},
         "selection": {"min_annotated": classes_mod.MIN_ANNOTATED, "category_penalty": classes_mod.CATEGORY_PENALTY},
+        "context": {"venues": list(context.VENUE_NAMES), "mixture_alpha": context.MIXTURE_ALPHA},
+        "domains": {"context_db": domain.CONTEXT_DB, "reverb_p": domain.REVERB_P, "reverb_t60_s": domain.REVERB_T60_S,
+                    "lowpass_hz": domain.LOWPASS_HZ, "highpass_hz": domain.HIGHPASS_HZ, "noise_db": domain.NOISE_DB},
         "encoding": {"video": {"codec": "libx264", **X264_OPTIONS, "pix_fmt": "yuv420p"}, "audio": {"codec": "aac", **AAC_OPTIONS, "bit_rate": AAC_BITRATE, "channels": 1}},
     }
 

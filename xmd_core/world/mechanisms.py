@@ -36,3 +36,13 @@ def mechanisms_sentence(world: WorldConfig) -> str:
     if off:
         text += " **Switched off here (a control world):** " + " and ".join(off) + "."
     return text + " The world makes the paper's findings possible; the pipeline has to find and use these cues itself."
+
+
+def embedded_notice(world: WorldConfig) -> str:
+    """The warning at the top of every embedded chapter: what the numbers are, and the
+    mechanisms built into the world (MyST)."""
+    return (
+        "```{warning}\nEmbedded profile: the models are **tiny experts** of the real model classes, trained on the "
+        "simulated world; the clips are simulated. These numbers show the pipeline at work, not the behaviour of the "
+        f"real 7B models.\n\n{mechanisms_sentence(world)}\n```"
+    )
