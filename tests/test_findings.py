@@ -1,5 +1,5 @@
 """The findings chapter: each verdict rule on hand-made figures (both ways, at its threshold),
-the table on a profile without results, and every finding judged on the smoke study."""
+the table on a profile without results (every finding judged on the smoke study: test_notebooks)."""
 
 import dataclasses
 
@@ -147,27 +147,6 @@ def test_control_reading_says_not_run(tmp_path):
 
     assert "xmd study --profile no-such-profile" in control_reading("no-such-profile")
     assert "not run" in control_reading(str(tmp_path / "absent.yaml"))
-
-
-@pytest.mark.slow
-def test_every_finding_gets_a_verdict_on_the_smoke_study(tmp_path, smoke_in):
-    from xmd_core.findings_report import findings_table
-    from xmd_core.humans import analysis as human_analysis
-    from xmd_core.humans import design as human_design
-    from xmd_core.humans import panel
-    from xmd_core.stages import StageClock
-    from xmd_core.study import prepare
-    from xmd_core.study_pool import run_study_stages
-
-    profile = smoke_in(tmp_path, seeded=True)
-    run_study_stages(profile, StageClock(profile), jobs=1)
-    inputs = prepare(profile, progress=False)  # the human study, as 02_human_study runs it
-    chosen = human_analysis.figure1_classes(human_analysis.llm_classwise(profile))
-    design = human_design.design_for_study(profile, inputs.split("analysis"), chosen["label"])
-    panel.simulate_for_profile(profile, design)
-    table = findings_table(profile)
-    assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED}, table["reason"].to_dict()
-    assert table["reason"].str.len().gt(0).all()
 
 
 def test_the_share_of_the_gain_without_the_class_signal():

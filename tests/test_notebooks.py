@@ -53,3 +53,15 @@ def test_notebook_runs_in_smoke_profile(name, smoke_profile, tmp_path):
     injected = [c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert str(smoke_profile.source_file) in "".join(injected[0]["source"])
     assert (smoke_profile.results_dir / "questions.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_every_finding_gets_a_verdict_on_the_smoke_study(smoke_profile):
+    """After the chapters above (the study's results and 02's simulated panel), every finding is
+    judged: none is left "not measurable", and each says why."""
+    from xmd_core.findings import NOT_REPRODUCED, REPRODUCED
+    from xmd_core.findings_report import findings_table
+
+    table = findings_table(smoke_profile)
+    assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED}, table["reason"].to_dict()
+    assert table["reason"].str.len().gt(0).all()

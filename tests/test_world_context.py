@@ -71,15 +71,33 @@ def test_ambiences_are_unit_rms_and_tell_venues_apart():
             assert min(means, key=lambda v: np.sum((means[v] - probe) ** 2)) == venue
 
 
-def test_wild_clips_hear_their_venue_and_clean_pretraining_hears_another():
+def test_wild_clips_hear_their_venue_and_curated_pretraining_hears_another():
     world = _world()
-    wild, pretrain = _draws(world, "test"), _draws(world, "pretrain")
+    wild, pretrain = _draws(world, "test"), _draws(world, "pretrain", 150)
     assert all(d.domain == "wild" and d.audio_venue == d.venue for d in wild)
     assert all(d.scene == context.scene_style(d.venue)[0] for d in wild + pretrain)
-    assert all(d.domain == "clean" and math.isnan(d.reverb_s) and math.isnan(d.lowpass_hz) for d in pretrain)
     lo, hi = domain.CONTEXT_DB["wild"]
     assert all(lo <= d.context_db <= hi and domain.LOWPASS_HZ[0] <= d.lowpass_hz <= domain.LOWPASS_HZ[1] for d in wild)
-    assert np.mean([d.audio_venue == d.venue for d in pretrain]) < 0.4  # unrelated, not the class's venue
+    curated = [d for d in pretrain if d.domain == "clean"]
+    web = [d for d in pretrain if d.domain == "wild"]
+    assert abs(len(web) / len(pretrain) - domain.WEB_VIDEO_SHARE) < 0.08
+    assert all(math.isnan(d.reverb_s) and math.isnan(d.lowpass_hz) for d in curated)
+    assert all(d.audio_venue == d.venue for d in web)
+    assert np.mean([d.audio_venue == d.venue for d in curated]) < 0.4  # unrelated, not the class's venue
+
+
+def test_audio_only_experts_pretrain_on_curated_clips_and_the_others_on_all():
+    from xmd_core.expert_data import ExpertData, for_model, pretraining_domains
+
+    table = pd.DataFrame({"clip": [f"c{i}" for i in range(8)], "domain": ["clean", "wild"] * 4})
+    data = ExpertData(table=table, class_names=[], class_counts={}, heldout=np.array([0, 1, 2]), train=np.array([3, 4, 5, 6, 7]))
+    assert pretraining_domains(("audio",)) == ("clean",)
+    assert for_model(data, ("audio", "silent_video", "sounded_video")) is data
+    audio = for_model(data, ("audio",))
+    assert list(audio.table["clip"]) == ["c0", "c2", "c4", "c6"]
+    assert list(audio.table["clip"][audio.heldout]) == ["c0", "c2"] and list(audio.table["clip"][audio.train]) == ["c4", "c6"]
+    with pytest.raises(ValueError, match="no pretrain clip"):
+        for_model(ExpertData(table=table.assign(domain="wild"), class_names=[], class_counts={}, heldout=data.heldout, train=data.train), ("audio",))
 
 
 def test_a_class_draws_its_venues_from_its_mixture_and_the_control_world_uniformly():
@@ -126,7 +144,7 @@ def test_venue_only_accuracy_spans_chance_to_certainty():
 
 def test_the_mechanisms_sentence_says_what_is_on_and_off():
     on, off = mechanisms_sentence(_world()), mechanisms_sentence(_world(context=False, domain_shift=False))
-    assert "venues" in on and "clean clips" in on and "Switched off" not in on
+    assert "venues" in on and "clean curated clips" in on and "web video" in on and "Switched off" not in on
     assert "Switched off" in off and "class-correlated venues" in off and "recording-domain shift" in off
 
 

@@ -112,7 +112,7 @@ class Encoded:
 
 @dataclass
 class ExpertData:
-    table: pd.DataFrame  # the pretrain clips: clip, label, path, options, answer_index, audible, visible, group, venue, audio_venue
+    table: pd.DataFrame  # the pretrain clips: clip, label, path, options, answer_index, audible, visible, group, venue, audio_venue, domain
     class_names: list[str]  # every option name (a single token each)
     class_counts: dict[str, int]
     heldout: np.ndarray  # row numbers of the held-out clips
@@ -137,8 +137,8 @@ def load_expert_data(profile: Profile, inputs=None, progress: bool = True) -> Ex
     draws_path = profile.world_dir / "clips.csv"
     if not draws_path.is_file():
         raise FileNotFoundError(f"{draws_path}: the world's clip draws (audible / visible / group) are needed")
-    columns = ["clip", "audible", "visible", "group", "venue", "audio_venue"]
-    draws = pd.read_csv(draws_path, dtype={"clip": str, "group": str, "venue": str, "audio_venue": str})
+    columns = ["clip", "audible", "visible", "group", "venue", "audio_venue", "domain"]
+    draws = pd.read_csv(draws_path, dtype={"clip": str, "group": str, "venue": str, "audio_venue": str, "domain": str})
     missing = sorted(set(columns) - set(draws.columns))
     if missing:
         raise ValueError(f"{draws_path} has no column(s) {missing}: a world of an older generator; build it again (xmd world)")
@@ -160,6 +160,34 @@ def load_expert_data(profile: Profile, inputs=None, progress: bool = True) -> Ex
         heldout=np.sort(order[:n_heldout]),
         train=np.sort(order[n_heldout:]),
     )
+
+
+def pretraining_domains(conditions: tuple[str, ...]) -> tuple[str, ...]:
+    """The recording domains an expert pre-trains on: an audio-only model on curated clean audio,
+    as audio LLMs train on curated tagging data; a model that sees video on web video too, whose
+    sound is in the wild (`world.domain`)."""
+    return ("clean",) if tuple(conditions) == ("audio",) else ("clean", "wild")
+
+
+def restrict(data: ExpertData, keep: np.ndarray) -> ExpertData:
+    """The same data with only the pretrain clips where `keep` (a boolean per table row) is true;
+    the held-out and training clips stay held out and training."""
+    new_row = np.cumsum(keep) - 1
+    return ExpertData(
+        table=data.table[keep].reset_index(drop=True),
+        class_names=data.class_names,
+        class_counts=data.class_counts,
+        heldout=new_row[data.heldout[keep[data.heldout]]],
+        train=new_row[data.train[keep[data.train]]],
+    )
+
+
+def for_model(data: ExpertData, conditions: tuple[str, ...]) -> ExpertData:
+    """The pretrain clips of the domains a model with these conditions pre-trains on."""
+    keep = data.table["domain"].isin(pretraining_domains(conditions)).to_numpy()
+    if not keep.any():
+        raise ValueError(f"no pretrain clip of the domains {pretraining_domains(conditions)} for conditions {conditions}")
+    return data if keep.all() else restrict(data, keep)
 
 
 def load_media(data: ExpertData, profile: Profile, needs_audio: bool, needs_frames: bool, progress: bool) -> list[Sample]:

@@ -95,11 +95,11 @@ from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces ar
     untie_for_saving,
 )
 from .expert_context import TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, venue_indices
-from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, informative, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
+from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, for_model, informative, pretraining_domains, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
 from .supervised_attention import use_row_attention
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
-EXPERTS_VERSION = "5"  # 5: venue heads (expert_context); 4: fused attention with the supervised rows computed apart
+EXPERTS_VERSION = "6"  # 6: audio-only experts on clean clips only; 5: venue heads; 4: fused attention, supervised rows apart
 
 #: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
 ESCAPE_ACCURACY = 0.3
@@ -220,7 +220,7 @@ class ExpertTrainer:
         self.name = name
         self.profile = profile
         self.cfg = profile.experts
-        self.data = data
+        self.data = data = for_model(data, tuple(REGISTRY[name].conditions))
         self.progress = progress
         self.spec = REGISTRY[name]
         self.family = TINY_FAMILY[name]
@@ -624,8 +624,9 @@ def _train_locked(
         "conditions": list(trainer.conditions),
         "classes": data.class_names,
         "experts_config": asdict(profile.experts),
-        "heldout_clips": int(len(data.heldout)),
-        "train_clips": int(len(data.train)),
+        "pretraining_domains": list(pretraining_domains(trainer.conditions)),
+        "heldout_clips": int(len(trainer.data.heldout)),
+        "train_clips": int(len(trainer.data.train)),
         "final": final,
         "generation": generation,
         "attempts": attempts,

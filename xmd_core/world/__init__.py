@@ -23,9 +23,11 @@ Version 2: the cues a student can learn from a teacher (`mechanisms.mechanisms_s
 3. Venues (`context`): every clip happens at one of a shared pool of venues, drawn from its
    class's own mixture; the venue is heard as an ambience bed and seen as the scene, whether or
    not the class itself is. Informative, not a giveaway (`context.venue_only_accuracy`).
-4. Recording domains (`domain`): the audio experts pre-train on clean clips (faint ambience
-   unrelated to the class, dry recording); the VGGSound-style splits and the unseen classes are
-   recorded in the wild (loud ambience, reverberation, band limits, noise). Video is not shifted.
+4. Recording domains (`domain`): the VGGSound-style splits and the unseen classes are recorded
+   in the wild (loud ambience, reverberation, band limits, noise). Half the pre-training clips
+   are web video, recorded so too; the other half curated audio, clean (faint ambience unrelated
+   to the class, dry). Audio-only experts pre-train on the curated half alone, experts that see
+   video on all (`expert_data.pretraining_domains`): only the audio-only expert is shifted.
 Both can be switched off (`WorldConfig.context`, `WorldConfig.domain_shift`: the control world
 of `profiles/tiny-nocontext.yaml`); every clip's draw of both is in the clip table.
 """

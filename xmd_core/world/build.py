@@ -40,7 +40,7 @@ from .classes import PRETRAIN_GROUPS, select_classes
 from .clips import ClipDraw, Signature, draw_clip, render_clip, signatures
 
 #: Bump when the generator changes what it writes: a world built by another version is rebuilt.
-GENERATOR_VERSION = "4"  # 4: venues (context) and recording domains
+GENERATOR_VERSION = "5"  # 5: web video in pre-training; 4: venues (context) and recording domains
 PART_SUFFIX = ".part"
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "20", "threads": "1"}
 AAC_OPTIONS = {"aac_coder": "fast"}
@@ -245,7 +245,7 @@ def _design() -> dict:
         "selection": {"min_annotated": classes_mod.MIN_ANNOTATED, "category_penalty": classes_mod.CATEGORY_PENALTY},
         "context": {"venues": list(context.VENUE_NAMES), "mixture_alpha": context.MIXTURE_ALPHA},
         "domains": {"context_db": domain.CONTEXT_DB, "reverb_p": domain.REVERB_P, "reverb_t60_s": domain.REVERB_T60_S,
-                    "lowpass_hz": domain.LOWPASS_HZ, "highpass_hz": domain.HIGHPASS_HZ, "noise_db": domain.NOISE_DB},
+                    "lowpass_hz": domain.LOWPASS_HZ, "highpass_hz": domain.HIGHPASS_HZ, "noise_db": domain.NOISE_DB, "web_video_share": domain.WEB_VIDEO_SHARE},
         "encoding": {"video": {"codec": "libx264", **X264_OPTIONS, "pix_fmt": "yuv420p"}, "audio": {"codec": "aac", **AAC_OPTIONS, "bit_rate": AAC_BITRATE, "channels": 1}},
     }
 

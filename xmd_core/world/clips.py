@@ -128,11 +128,12 @@ def draw_context(world: WorldConfig, label: str, split: str, index: int) -> tupl
     """(venue, venue heard, recording chain) of one clip, from a stream of its own (so switching
     the mechanisms off leaves every other draw of the clip as it was).
 
-    Audio pre-training is clean and curated (with `domain_shift`): its ambience is unrelated to
-    the class and faint, its recording dry. Without `context` every venue is drawn uniformly."""
+    With `domain_shift`, a pre-training clip is web video (recorded in the wild, share
+    `domain.WEB_VIDEO_SHARE`) or curated audio: clean, with a faint ambience unrelated to the
+    class, dry. Without `context` every venue is drawn uniformly."""
     rng = rng_for(world.seed, "context", label, split, index)
     venue = context.draw_venue(rng, context.venue_mixture(world.seed, label) if world.context else None)
-    curated = split == "pretrain" and world.domain_shift
+    curated = split == "pretrain" and world.domain_shift and bool(rng.random() >= domain.WEB_VIDEO_SHARE)
     heard = context.draw_venue(rng, None) if curated else venue
     recording = domain.draw_recording(rng, "clean" if curated or not world.domain_shift else "wild")
     return venue, heard, recording

@@ -1,10 +1,13 @@
 """Recording domains of the embedded world (version 2): clean pre-training audio, wild clips.
 
-The audio experts pre-train on clean clips, as audio LLMs are trained on curated tagging data:
-the class's sound over a faint ambience, nothing else. The VGGSound-style splits (train, test)
-and the unseen classes are "in the wild": a louder ambience (`context_db`), and a recording
-chain absent from pre-training (reverberation, band limits, sensor noise). Video has no domain
-shift (web video covers such scenes), so only the audio expert is shifted.
+The VGGSound-style splits (train, test) and the unseen classes are "in the wild": a loud
+ambience (`context_db`) and a recording chain (reverberation, band limits, sensor noise). Of the
+pre-training clips, a share `WEB_VIDEO_SHARE` is web video, recorded in the wild as well; the
+rest is curated audio, clean: the class's sound over a faint ambience unrelated to the class,
+dry. Audio-only experts pre-train on the curated clips alone, as audio LLMs train on curated
+tagging data; experts that see video pre-train on every clip, web video included, as
+audio-visual and visual LLMs train on web video (`expert_data.pretraining_domains`). So only the
+audio-only expert is shifted on the VGGSound-style clips; video has no domain shift at all.
 
 A clip's chain is drawn once (:func:`draw_recording`) and stored in the clip table, so the
 analyses can split by it; :func:`record` applies it to the clip's mixed audio.
@@ -18,16 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Level (dB) of the ambience bed over the unit-RMS background noise, per domain.
-CONTEXT_DB = {"clean": (-12.0, -4.0), "wild": (0.0, 8.0)}
+CONTEXT_DB = {"clean": (-12.0, -4.0), "wild": (-2.0, 6.0)}
 #: Wild clips: probability of a reverberant room and its decay time T60 (s).
 REVERB_P = 0.8
-REVERB_T60_S = (0.2, 1.0)
+REVERB_T60_S = (0.15, 0.8)
 #: Wild clips: the band the recorder passes (Hz): a low-pass and a high-pass corner.
-LOWPASS_HZ = (1500.0, 5000.0)
-HIGHPASS_HZ = (100.0, 600.0)
+LOWPASS_HZ = (2000.0, 6000.0)
+HIGHPASS_HZ = (80.0, 500.0)
 #: Wild clips: sensor noise (white) relative to the clip's RMS (dB).
-NOISE_DB = (-30.0, -10.0)
+NOISE_DB = (-30.0, -12.0)
 DOMAINS = tuple(CONTEXT_DB)
+#: Share of the pre-training clips that is web video recorded in the wild (with `domain_shift`).
+WEB_VIDEO_SHARE = 0.5
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ def mechanisms(world: WorldConfig) -> list[str]:
         )
     if world.domain_shift:
         built.append(
-            "the audio experts pre-train on clean clips while the VGGSound-style clips are recorded in the wild "
-            "(louder ambience, reverberation, band limits, noise)"
+            "the audio-only experts pre-train on clean curated clips, the experts that see video on web video too, while "
+            "the VGGSound-style clips are recorded in the wild (louder ambience, reverberation, band limits, noise)"
         )
     return built
 
