@@ -43,6 +43,6 @@ def embedded_notice(world: WorldConfig) -> str:
     mechanisms built into the world (MyST)."""
     return (
         "```{warning}\nEmbedded profile: the models are **tiny experts** of the real model classes, trained on the "
-        "simulated world; the clips are simulated. These numbers show the pipeline at work, not the behaviour of the "
+        "simulated world, whose clips they answer. These numbers show the pipeline at work, not the behaviour of the "
         f"real 7B models.\n\n{mechanisms_sentence(world)}\n```"
     )
