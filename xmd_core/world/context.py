@@ -6,7 +6,7 @@ class's own sound or sight is in the clip. Which venue a clip happens at is draw
 class's own mixture over the shared pool (:func:`venue_mixture`, Dirichlet with concentration
 `MIXTURE_ALPHA`), so a venue is informative about the class but not a giveaway:
 :func:`venue_only_accuracy` is what an observer who knew every mixture would reach from the
-venue alone.
+venue alone, on a set of questions.
 
 This is the cue that a student can learn from a teacher of the other modality: where the audio
 carries no sound of the class, its ambience still says where the clip was filmed, and the
@@ -15,7 +15,10 @@ visual teacher's labels tie that to the class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 
 from .classes import rng_for
 
@@ -160,21 +163,14 @@ def ambience(venue: str, rng: np.random.Generator, n: int, sr: int) -> np.ndarra
 # --- how much the venue says ------------------------------------------------------------------
 
 
-def venue_only_accuracy(mixtures: dict[str, np.ndarray], counts: dict[str, int], n_options: int, trials: int = 20000, seed: int = 0) -> float:
-    """Expected accuracy of an observer who sees only the venue and knows every class's mixture,
-    on questions drawn as `mcq` draws them (distractors by class frequency): it answers the
-    option most likely to be filmed at that venue. Monte Carlo over `trials` questions."""
-    labels = sorted(mixtures)
-    rng = np.random.default_rng([seed, 11])
-    weight = np.array([counts[label] for label in labels], dtype=float)
-    table = np.stack([mixtures[label] for label in labels])
-    hits = 0
-    for _ in range(trials):
-        truth = int(rng.choice(len(labels), p=weight / weight.sum()))
-        others = np.delete(np.arange(len(labels)), truth)
-        p = weight[others] / weight[others].sum()
-        options = np.concatenate([[truth], rng.choice(others, n_options - 1, replace=False, p=p)])
-        venue = rng.choice(len(VENUES), p=table[truth])
-        scores = table[options, venue] + 1e-9 * rng.random(n_options)  # ties broken at random
-        hits += int(options[int(np.argmax(scores))] == truth)
-    return hits / trials
+def venue_only_accuracy(options: Sequence[Sequence[str]], answers: Sequence[int], venues: Sequence[str], mixtures: pd.DataFrame) -> float:
+    """Expected accuracy, on these questions, of an observer who perceives only each clip's venue
+    and knows every class's mixture (`mixtures`: P(venue | class), rows labels, columns venues):
+    it answers the option most likely to be filmed at that venue, ties broken at random. An
+    option without a mixture (a class outside the world) counts as never filmed there."""
+    expected = 0.0
+    for opts, answer, venue in zip(options, answers, venues):
+        scores = mixtures[venue].reindex(list(opts), fill_value=0.0).to_numpy()
+        best = np.flatnonzero(scores == scores.max())
+        expected += (answer in best) / len(best)
+    return expected / max(len(answers), 1)
