@@ -1,5 +1,5 @@
-"""A simulated panel of observers for the embedded profile (WORLD.md, "Humans in the embedded
-profile"). It is a simulation, not people: wherever its trials appear they carry
+"""A simulated panel of observers for the embedded profile (the book's chapter 02_human_study).
+It is a simulation, not people: wherever its trials appear they carry
 ``source = "simulated"``, and the book labels them so.
 
 Each clip of the embedded world drew whether its class can be heard (``audible``) and seen

@@ -3,7 +3,7 @@
 Each tiny checkpoint is a folder written with `save_pretrained` (model, tokenizer, processor,
 chat template), so that the adapters load it with `from_pretrained` exactly as they load the
 hub's 7B checkpoints. The tokenizer is a byte-level BPE trained here on the prompt's words, with
-every class name added as one token (see ARCHITECTURE.md: the tiny experts learn the
+every class name added as one token (the experts module docstring: the tiny experts learn the
 multiple-choice step far more easily when an option's name is a single token). The chat
 templates are our own, with the real checkpoints' layout.
 """

@@ -1,4 +1,4 @@
-"""The embedded world (WORLD.md): simulated "visible sounds" whose structure comes from real
+"""The embedded world (the book's chapter 00_world): simulated "visible sounds" whose structure comes from real
 annotations, written as real mp4 clips with a VGGSound-format index.
 
 API

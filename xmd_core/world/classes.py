@@ -1,5 +1,5 @@
 """Which VGGSound classes the embedded world uses, how often they are heard and seen, and how
-alike they are within their category (WORLD.md).
+alike they are within their category (the book's chapter 00_world).
 
 Everything here follows from the real facts alone (VGGSound's `stat.csv`, VGGSounder's
 modality tags, AudioSet's label list) and the world seed; nothing depends on a model result.
