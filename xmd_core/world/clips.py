@@ -52,8 +52,8 @@ class ClipDraw:
     scene: str  # the kind of background the video shows: its venue's
     bystander: bool
     venue: str  # where the clip happens: the scene shown, and (in the wild) the ambience heard
-    audio_venue: str  # the ambience heard: the venue, except in clean pre-training audio (unrelated)
-    domain: str  # recording domain of the audio: "clean" (audio pre-training) or "wild"
+    audio_venue: str  # the ambience heard: the venue, except in curated clean audio (unrelated to the class)
+    domain: str  # recording domain of the audio: "clean" (curated pre-training audio) or "wild"
     context_db: float  # level of the ambience over the background noise
     reverb_s: float  # T60 of the room, NaN when dry
     lowpass_hz: float  # NaN when clean
