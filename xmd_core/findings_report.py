@@ -298,11 +298,10 @@ def control_reading(name: str, seed: int = 0) -> str:
     except ConfigError:
         return f"Control world not run: there is no profile file for `{name}` yet (then {command} runs it)."
     control = load_profile(path)
-    try:
-        gain = direction_gain(control, VISUAL, AUDIO, "test", seed)
-    except MissingResult as missing:
-        return f"Control world not run: {missing}. Run {command} to measure it."
-    verdict = judge(control, "F6", seed)
+    verdict = judge(control, "F6", seed)  # its inputs hold the gain: computed once
+    if verdict.verdict == NOT_MEASURABLE:
+        return f"Control world not run: {verdict.reason}. Run {command} to measure it."
+    gain = verdict.figures["gain (test, points)"]
     text = (f"In the control world (profile `{control.name}`), Qwen2-Audio distilled from Qwen2-VL gains **{gain} points** "
             f"on the test split (F6 there: *{verdict.verdict}*; {verdict.reason}).")
     if control.data.source == "world":
