@@ -36,8 +36,9 @@ recipe that escapes it, used here and only here:
   with the letter alone and `scoring.parse_letter` reads it.
 - venue heads (`expert_context`): a linear probe on the media tokens' mean embedding is trained
   toward the clip's venue, so that the frozen towers of distillation encode the context a
-  teacher's labels can tie to a class; the questions never tie a venue to a class, and the heads
-  are not saved.
+  teacher's labels can tie to a class; a probe on the class names' embeddings is trained toward
+  where each class happens (the language model's world knowledge); the questions never tie a
+  venue to a class, and the heads are not saved.
 
 The recipe's pieces (initialisation, losses, the forward pass that feeds the supervision) live in
 `expert_recipe`. The supervision reads 11 query rows of the first and the last layer's attention
@@ -94,12 +95,12 @@ from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces ar
     tie_output_head,
     untie_for_saving,
 )
-from .expert_context import TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, venue_indices
+from .expert_context import KNOWLEDGE_WEIGHT, TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, knowledge_targets, venue_indices
 from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, for_model, informative, pretraining_domains, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
 from .supervised_attention import use_row_attention
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
-EXPERTS_VERSION = "6"  # 6: audio-only experts on clean clips only; 5: venue heads; 4: fused attention, supervised rows apart
+EXPERTS_VERSION = "7"  # 7: venue knowledge in the class names; 6: audio-only experts on clean clips only; 5: venue heads; 4: fused attention, supervised rows apart
 
 #: Held-out accuracy on informative clips above which a run has left the plateau (chance: 0.1).
 ESCAPE_ACCURACY = 0.3
@@ -123,7 +124,7 @@ ATTENTION_KERNELS = ("rows", "eager")
 EVAL_BATCH = 64
 
 GROUPS = ("heard", "seen", "both")
-LOSS_PARTS = ("answer", "end", "align", "attention", "venue")
+LOSS_PARTS = ("answer", "end", "align", "attention", "venue", "knowledge")
 
 CURVE_COLUMNS = [
     "attempt",
@@ -136,6 +137,7 @@ CURVE_COLUMNS = [
     "align_loss",
     "attention_loss",
     "venue_loss",
+    "knowledge_loss",
     "lr",
     "heldout_acc",
     "heldout_acc_informative",
@@ -174,6 +176,7 @@ def expert_key(name: str, profile: Profile) -> dict:
             "attention_weight": ATTENTION_WEIGHT,
             "uninformative_target": UNINFORMATIVE_TARGET,
             "venue_weight": VENUE_WEIGHT,
+            "knowledge_weight": KNOWLEDGE_WEIGHT,
         },
     }
 
@@ -248,6 +251,7 @@ class ExpertTrainer:
         self.audible = torch.tensor(table.audible.to_numpy(bool))
         self.visible = torch.tensor(table.visible.to_numpy(bool))
         self.venues = {kind: venue_indices(table[column]) for kind, column in TARGET_COLUMN.items() if self.media_tokens[kind]}
+        self.knowledge = knowledge_targets(profile.world, data.class_names, data.class_counts)
         # one adapter (with the untrained model) only to run the processor: encoding is model-free
         adapter = self.spec.adapter(name, self.model_class.from_pretrained(checkpoint_dir), processor, self.conditions)
         needs_audio = any("audio" in adapter.media_kinds(c) for c in self.conditions)
@@ -337,7 +341,8 @@ class ExpertTrainer:
         attention = circuit_loss(first, last, batch.names, batch.letters, batch.answers, media, informative_rows)
         rows_t = torch.from_numpy(batch.rows)
         venue = heads.loss(capture.embeds, kinds, {kind: target[rows_t] for kind, target in self.venues.items()})
-        return {"answer": answer, "end": end, "align": align, "attention": attention, "venue": venue}
+        knowledge = heads.knowledge_loss(embeddings.weight[self.class_ids], self.knowledge)
+        return {"answer": answer, "end": end, "align": align, "attention": attention, "venue": venue, "knowledge": knowledge}
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -433,6 +438,7 @@ class ExpertTrainer:
             if len(pool) == 0:
                 raise ValueError(f"{self.name}: no informative training clip under {c}")
         total = cfg.steps + cfg.mix_steps
+        weights = {"answer": 1.0, "end": 1.0, "align": cfg.align_weight, "attention": ATTENTION_WEIGHT, "venue": VENUE_WEIGHT, "knowledge": KNOWLEDGE_WEIGHT}
         escaped_at: int | None = None
         decay_from: int | None = None  # phase-1 step at which the cosine decay starts
         sums = dict.fromkeys(LOSS_PARTS, 0.0) | {"n": 0}
@@ -449,7 +455,7 @@ class ExpertTrainer:
             rows = rng.choice(pool, size=cfg.batch_size, replace=len(pool) < cfg.batch_size)
             started = time.perf_counter()
             parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition, heads)
-            total_loss = parts["answer"] + parts["end"] + cfg.align_weight * parts["align"] + ATTENTION_WEIGHT * parts["attention"] + VENUE_WEIGHT * parts["venue"]
+            total_loss = sum(weights[part] * parts[part] for part in LOSS_PARTS)
             optimizer.zero_grad(set_to_none=True)
             total_loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -476,6 +482,7 @@ class ExpertTrainer:
                             "align_loss": mean["align"],
                             "attention_loss": mean["attention"],
                             "venue_loss": mean["venue"],
+                            "knowledge_loss": mean["knowledge"],
                             "lr": lr,
                             **{k: f[k] for k in CURVE_COLUMNS if k in f},
                         }

@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..config import Profile
 from ..mcq import LETTERS
-from ..world.context import VENUE_NAMES, venue_mixture
+from ..world.context import venue_weights
 from .schema import validate_trials
 
 
@@ -90,10 +90,7 @@ def world_venue_weights(profile: Profile) -> pd.DataFrame:
     path = profile.world_dir / "classes.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no world classes at {path}: build the world first (xmd world --profile {profile.name})")
-    labels = pd.read_csv(path, usecols=["label"])["label"]
-    uniform = np.full(len(VENUE_NAMES), 1.0 / len(VENUE_NAMES))
-    rows = [venue_mixture(profile.world.seed, label) if profile.world.context else uniform for label in labels]
-    return pd.DataFrame(rows, index=labels, columns=list(VENUE_NAMES))
+    return venue_weights(profile.world, pd.read_csv(path, usecols=["label"])["label"].tolist())
 
 
 def _cue(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray, params: PanelParams) -> tuple[np.ndarray, np.ndarray]:

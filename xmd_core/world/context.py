@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..config import WorldConfig
 from .classes import rng_for
 
 #: The shared pool of venues: (name, video scene kind, scene hue). Each kind is used by two
@@ -45,6 +46,14 @@ def venue_mixture(seed: int, label: str) -> np.ndarray:
     """The class's probabilities over `VENUE_NAMES` (a function of world seed and label)."""
     rng = rng_for(seed, "venues", label)
     return rng.dirichlet(np.full(len(VENUES), MIXTURE_ALPHA))
+
+
+def venue_weights(world: WorldConfig, labels: Sequence[str]) -> pd.DataFrame:
+    """P(venue | class) of each label as `world` draws its clips' venues (rows: labels, columns:
+    venues); all alike where the world draws venues uniformly (`world.context` off)."""
+    uniform = np.full(len(VENUES), 1.0 / len(VENUES))
+    rows = [venue_mixture(world.seed, label) if world.context else uniform for label in labels]
+    return pd.DataFrame(rows, index=list(labels), columns=list(VENUE_NAMES))
 
 
 def draw_venue(rng: np.random.Generator, mixture: np.ndarray | None) -> str:

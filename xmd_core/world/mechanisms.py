@@ -21,6 +21,10 @@ def mechanisms(world: WorldConfig) -> list[str]:
             f"every clip happens at one of {len(VENUE_NAMES)} venues, drawn from a class-specific mixture "
             f"(Dirichlet {MIXTURE_ALPHA}), heard as an ambience and seen as the scene whether or not the class is"
         )
+        built.append(
+            "the experts' language models know where each class usually happens (as a real LLM knows from text), "
+            "but their pre-training never ties the venue heard or seen in a clip to a class"
+        )
     if world.domain_shift:
         built.append(
             "the audio-only experts pre-train on clean curated clips, the experts that see video on web video too, while "
