@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from xmd_core.config import load_profile
-from xmd_core.expert_context import VenueHeads, venue_indices
+from xmd_core.expert_context import VenueHeads, knowledge_targets, venue_indices
 from xmd_core.humans import panel
 from xmd_core.world import context, domain
 from xmd_core.world.classes import select_classes
@@ -174,6 +174,34 @@ def test_venue_heads_learn_a_separable_venue_and_skip_rows_without_tokens():
     assert heads.heads["visual"].weight.grad is None
     with pytest.raises(ValueError, match="'moon'"):
         venue_indices(["crowd", "moon"])
+
+
+def test_venue_knowledge_is_the_class_mixture_and_uniform_elsewhere():
+    """Class names know their class's mixture; other option names, and every name in the control
+    world, know nothing (uniform)."""
+    world = _world()
+    uniform = torch.full((len(context.VENUE_NAMES),), 1.0 / len(context.VENUE_NAMES))
+    targets = knowledge_targets(world, ["b", "Zither", "a"], classes=["a", "b"])
+    assert torch.allclose(targets[0], torch.tensor(context.venue_mixture(world.seed, "b"), dtype=torch.float32))
+    assert torch.allclose(targets[2], torch.tensor(context.venue_mixture(world.seed, "a"), dtype=torch.float32))
+    assert torch.allclose(targets[1], uniform)
+    control = knowledge_targets(_world(context=False), ["b", "a"], classes=["a", "b"])
+    assert torch.allclose(control, uniform.expand(2, -1))
+
+
+def test_the_knowledge_probe_learns_mixtures_from_name_embeddings():
+    torch.manual_seed(0)
+    heads = VenueHeads(16, ("audio",), seed=0)
+    targets = knowledge_targets(_world(), [f"class{i}" for i in range(6)], classes=[f"class{i}" for i in range(6)])
+    names = torch.nn.Parameter(torch.randn(6, 16))
+    optimizer = torch.optim.Adam([names, *heads.parameters()], lr=0.05)
+    first = float(heads.knowledge_loss(names, targets).detach())
+    for _ in range(200):
+        loss = heads.knowledge_loss(names, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.1 * first
 
 
 def test_the_panel_guesses_from_the_venue_when_it_is_informative():
