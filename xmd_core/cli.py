@@ -1,4 +1,10 @@
-"""The `xmd` command: build the world, index the clips, run the study, build the book."""
+"""The `xmd` command: build the world, index the clips, run the study, build the book.
+
+Exit status: 0 done; 2 a usage error (an unknown name or a wrong combination, checked by
+`cli_checks` before any work starts, or a bad profile); 1 a failure while working (bad input
+data, a missing result, ...). Either prints one line naming what is wrong; `--debug` shows the
+traceback of a failure instead.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import json
 import sys
 
+from .cli_checks import UsageError, check_args
 from .config import ConfigError, load_profile
 
 
@@ -14,7 +21,7 @@ def _world(args: argparse.Namespace) -> None:
 
     profile = load_profile(args.profile)
     if profile.data.source != "world":
-        raise SystemExit(f"profile {profile.name!r} reads VGGSound ({profile.data.index_csv}); it has no embedded world")
+        raise UsageError(f"profile {profile.name!r} reads VGGSound ({profile.data.index_csv}); it has no embedded world")
     paths = build_world(profile, workers=args.workers)
     print(f"world ready: {paths.root}")
 
@@ -30,8 +37,6 @@ def _index(args: argparse.Namespace) -> None:
 def _experts(args: argparse.Namespace) -> None:
     from .study import ensure_models, ensure_world
 
-    if args.jobs is not None and args.jobs < 1:
-        raise SystemExit(f"xmd: --jobs must be at least 1 (got {args.jobs})")
     profile = load_profile(args.profile)
     ensure_world(profile)
     ensure_models(profile, tuple(args.models) if args.models else None, jobs=args.jobs)
@@ -42,8 +47,6 @@ def _eval(args: argparse.Namespace) -> None:
     from .evaluate import SHARD_SIZE, evaluate, load_model_here, load_record, process_state
     from .study import ensure_models, prepare
 
-    if args.shard_size is not None and args.shard_size < 1:
-        raise SystemExit(f"xmd: --shard-size must be at least 1 (got {args.shard_size})")
     profile = load_profile(args.profile)
     state = process_state()
     with state.main_process_first():  # the others then find the tables and checkpoints stored
@@ -83,8 +86,6 @@ def _study(args: argparse.Namespace) -> None:
     from .stages import StageClock, format_table
     from .study_pool import run_study_stages
 
-    if args.jobs is not None and args.jobs < 1:
-        raise SystemExit(f"xmd: --jobs must be at least 1 (got {args.jobs})")
     profile = load_profile(args.profile)
     clock = StageClock(profile)
     # the long stages run here, with progress bars; the notebooks then find their results
@@ -102,25 +103,27 @@ def _book(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="xmd", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    parser = argparse.ArgumentParser(prog="xmd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("world", help="build the embedded world of a profile")
+    p = sub.add_parser("world", parents=[common], help="build the embedded world of a profile")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=_world)
 
-    p = sub.add_parser("index", help="index, probe and split the clips; write the question table")
+    p = sub.add_parser("index", parents=[common], help="index, probe and split the clips; write the question table")
     p.add_argument("--profile", default="tiny")
     p.set_defaults(func=_index)
 
-    p = sub.add_parser("experts", help="train the tiny modality experts (embedded profiles)")
+    p = sub.add_parser("experts", parents=[common], help="train the tiny modality experts (embedded profiles)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--models", nargs="+", help="registry names (default: the profile's models)")
     p.add_argument("--jobs", type=int, default=None, help="experts trained at once, one process each (default: one per core)")
     p.set_defaults(func=_experts)
 
-    p = sub.add_parser("eval", help="evaluate one model on one split under one condition (resumable)")
+    p = sub.add_parser("eval", parents=[common], help="evaluate one model on one split under one condition (resumable)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--model", required=True)
     p.add_argument("--condition", required=True, choices=("audio", "silent_video", "sounded_video"))
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shard-size", type=int, default=None, help="clips per shard, the unit of resuming and of work per process (default: 256)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("distill", help="distil a teacher into a student with LoRA (trains the switch first)")
+    p = sub.add_parser("distill", parents=[common], help="distil a teacher into a student with LoRA (trains the switch first)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--teacher", default="qwen2-vl")
     p.add_argument("--student", default="qwen2-audio")
@@ -139,23 +142,35 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--evaluate", action="store_true", help="then evaluate the student on the analysis, test and unseen splits")
     p.set_defaults(func=_distill)
 
-    p = sub.add_parser("study", help="run the study's notebooks with papermill")
+    p = sub.add_parser("study", parents=[common], help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--only", nargs="+", help="notebook names to run (default: all, in order)")
     p.add_argument("--jobs", type=int, default=None, help="tasks run at once, one process each (default: one per core)")
     p.set_defaults(func=_study)
 
-    p = sub.add_parser("book", help="build the Jupyter Book from the executed notebooks")
+    p = sub.add_parser("book", parents=[common], help="build the Jupyter Book from the executed notebooks")
     p.add_argument("--profile", default="tiny", help="whose stage times the appendix shows (the book shows the last study run)")
     p.add_argument("--lenient", action="store_true", help="do not turn warnings into errors")
     p.set_defaults(func=_book)
 
     args = parser.parse_args(argv)
     try:
+        check_args(args)
         args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"xmd: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"xmd: error: {_message(exc)} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+def _message(exc: Exception) -> str:
+    """One line: the exception's own text (a KeyError's without its quotes), or its type."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

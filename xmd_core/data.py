@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import PACKAGE_DATA, Profile
+from .index_check import KNOWN_SPLITS, IndexError_, check_index, check_labels, is_header
 
 STAT_CSV = PACKAGE_DATA / "vggsound" / "stat.csv"
 TEST_CSV = PACKAGE_DATA / "vggsound" / "test.csv"
@@ -25,10 +26,6 @@ VGGSOUNDER_CSV = PACKAGE_DATA / "vggsounder" / "vggsounder.csv"
 AUDIOSET_CSV = PACKAGE_DATA / "audioset" / "class_labels_indices.csv"
 
 INDEX_COLUMNS = ["clip", "ytid", "start", "label", "split"]
-
-
-class IndexError_(ValueError):
-    """A CSV of the index is malformed; the message names the file and the line."""
 
 
 def clip_name(ytid: str, start: int) -> str:
@@ -48,7 +45,7 @@ def read_stat(path: str | Path = STAT_CSV) -> pd.DataFrame:
     """VGGSound's `stat.csv` (class, clip count, category; no header)."""
     path = Path(path)
     rows = []
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         for lineno, row in enumerate(csv.reader(handle), 1):
             if not row:
                 continue
@@ -63,34 +60,36 @@ def read_stat(path: str | Path = STAT_CSV) -> pd.DataFrame:
 
 
 def read_index_csv(path: str | Path) -> pd.DataFrame:
-    """Either official index format, as one table with columns `INDEX_COLUMNS`.
+    """Either official index format, as one table with columns `INDEX_COLUMNS` and `where`
+    (the row's "file:line", for the checks of `index_check`).
 
     `test.csv` rows (`ytid_start.mp4,label`) get split `test`; `vggsound.csv` rows
-    (`ytid,start,label,split`) keep their split.
+    (`ytid,start,label,split`) keep their split. A UTF-8 byte-order mark and a header line
+    are skipped; any other malformed line is an error naming the file and the line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"index file not found: {path}")
     rows = []
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         for lineno, row in enumerate(csv.reader(handle), 1):
-            if not row:
+            if not row or (lineno == 1 and is_header(row)):
                 continue
             where = f"{path}:{lineno}"
             if len(row) == 2:
                 stem = row[0].strip()
                 stem = stem[:-4] if stem.endswith(".mp4") else stem
                 ytid, start = _split_stem(stem, where)
-                rows.append((ytid, start, row[1], "test"))
+                rows.append((ytid, start, row[1], "test", where))
             elif len(row) == 4:
                 if not row[1].strip().isdigit():
                     raise IndexError_(f"{where}: start second {row[1]!r} is not a whole number")
-                rows.append((row[0], int(row[1]), row[2], row[3].strip()))
+                rows.append((row[0], int(row[1]), row[2], row[3].strip(), where))
             else:
                 raise IndexError_(
                     f"{where}: expected 'ytid_start.mp4,label' or 'ytid,start,label,split', got {len(row)} fields"
                 )
-    frame = pd.DataFrame(rows, columns=["ytid", "start", "label", "split"])
+    frame = pd.DataFrame(rows, columns=["ytid", "start", "label", "split", "where"])
     frame.insert(0, "clip", [clip_name(y, s) for y, s in zip(frame.ytid, frame.start)])
     return frame
 
@@ -255,9 +254,9 @@ def build_splits(index: pd.DataFrame, analysis_per_class: int, switch_val_per_cl
     The analysis clips also get `switch_split`: `val` for `switch_val_per_class` of each class
     (5 of 50 in the paper), `train` for the others; other rows get ''.
     """
-    unknown = set(index.split) - {"train", "test", "pretrain", "unseen"}
+    unknown = set(index.split) - set(KNOWN_SPLITS)
     if unknown:
-        raise ValueError(f"unknown split value(s) {sorted(unknown)}: expected train, test, pretrain or unseen")
+        raise IndexError_(f"unknown split value(s) {sorted(unknown)}: expected {', '.join(KNOWN_SPLITS)}")
     out = index.copy()
     out["switch_split"] = ""
     rng = np.random.default_rng(seed)
@@ -285,13 +284,12 @@ def load_index(profile: Profile, probe: bool = True, progress: bool = True) -> t
     """
     sources = index_sources(profile)
     index = pd.concat([read_index_csv(p) for p in sources.index_csvs], ignore_index=True)
+    check_index(index)
     stat = read_stat(sources.stat_csv)
     outside = index.split == "unseen"  # AudioSet classes (full profile) need not be in stat.csv
     outside &= ~index.label.isin(stat.label) & (audioset_names(index.label) != "")
-    unknown = sorted(set(index.label[~outside]) - set(stat.label))
-    if unknown:
-        raise IndexError_(f"labels not in {sources.stat_csv}: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
-    index = index.merge(stat[["label", "category"]], on="label", how="left").fillna({"category": "unseen"})
+    check_labels(index[~outside], stat.label, sources.stat_csv)
+    index = index.drop(columns="where").merge(stat[["label", "category"]], on="label", how="left").fillna({"category": "unseen"})
     index = attach_paths(index, sources.clips_dir)
     if probe:
         index, report = probe_clips(index, profile.results_dir / "probe.parquet", progress=progress)
