@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import numpy as np
+import psutil
 import pandas as pd
 import pytest
 
@@ -84,8 +85,12 @@ def test_a_killed_run_resumes_to_the_same_predictions(setup, tmp_path):
     while not first.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.1)
     assert first.exists(), "the child wrote no shard"
+    workers = psutil.Process(child.pid).children(recursive=True)
+    assert workers, "the evaluation runs no decoding worker to check"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"decoding workers outlived the killed run: {[w.pid for w in alive]}"
     done_before = sorted(p.name for p in first.parent.glob("shard-*.parquet"))
     assert len(done_before) < 4, "killed too late to test resuming"
     stamp = first.stat().st_mtime_ns

@@ -37,6 +37,7 @@ from .media import MediaCache, MediaError
 from .mcq import LETTERS
 from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
+from .workers import die_with_parent
 
 PREDICTION_COLUMNS = [
     "clip", "label", "condition", "options", "answer", "letter_logits", "predicted", "correct", "seconds", "error",
@@ -77,18 +78,11 @@ class ClipMedia(Dataset):
 
 
 def _batches(dataset: ClipMedia, batch_size: int, workers: int, batch_sampler: list[list[int]] | None = None):
-    # workers decode the next batches while the model computes this one
+    # workers decode the next batches while the model computes this one; they die with the process
+    common = {"num_workers": workers, "collate_fn": list, "prefetch_factor": 4 if workers else None, "worker_init_fn": die_with_parent}
     if batch_sampler is not None:
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=list,
-        prefetch_factor=4 if workers else None,
-        persistent_workers=False,
-    )
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, persistent_workers=False, **common)
 
 
 def shard_batches(shards: list[int], n_clips: int, shard_size: int, batch_size: int) -> list[tuple[int, list[int]]]:

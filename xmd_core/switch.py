@@ -48,6 +48,7 @@ from .cnn14 import Cnn14, load_pretrained_cnn14
 from .config import REPO_ROOT, ConfigError, Profile
 from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
 from .media import MediaCache, MediaError
+from .workers import die_with_parent
 
 VERSION = 1  # of the switch's training and outputs: bump to retrain every switch
 TAGGER_VERSION = 1  # of the tagger's pre-training: bump to retrain the taggers
@@ -162,7 +163,7 @@ def _decode(profile: Profile, rows: pd.DataFrame, progress: bool, desc: str) -> 
     cache = MediaCache(profile.media_cache_dir)
     probe = _Probe(cache, rows["path"].astype(str).tolist(), profile.media.sample_rate)
     workers = min(profile.media.workers, max(len(rows) // 64, 0))
-    loader = DataLoader(probe, batch_size=16, num_workers=workers, collate_fn=list)
+    loader = DataLoader(probe, batch_size=16, num_workers=workers, collate_fn=list, worker_init_fn=die_with_parent)
     lengths = np.zeros(len(rows), dtype=np.int64)
     errors = [""] * len(rows)
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
