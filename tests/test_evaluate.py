@@ -16,6 +16,7 @@ import pytest
 from xmd_core import data, mcq
 from xmd_core.config import load_profile
 from xmd_core.evaluate import evaluate, load_predictions, load_record, run_dir
+from xmd_core.mcq import LETTERS
 from xmd_core.models import load_model
 from xmd_core.models.tiny import build_tiny_checkpoint
 
@@ -134,3 +135,46 @@ def test_batches_never_cross_a_shard():
     batches = shard_batches([0, 2], n_clips=23, shard_size=10, batch_size=4)
     assert batches == [(0, [0, 1, 2, 3]), (0, [4, 5, 6, 7]), (0, [8, 9]), (2, [20, 21, 22])]
     assert shard_batches([], 23, 10, 4) == []
+
+
+def _stamps(profile, run):
+    return {p.name: p.stat().st_mtime_ns for p in run_dir(profile, run, "test", "audio").glob("shard-*.parquet")}
+
+
+def test_a_changed_question_is_answered_again_and_only_its_shard(setup):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    evaluate(adapter, profile, clips, "audio", "test", run="relabel", shard_size=3, progress=False)
+    before = _stamps(profile, "relabel")
+    changed = clips.copy()
+    row = changed.index[changed["clip"] == "clip04_000001"][0]  # shard 1 of the clips in order
+    options = list(changed.at[row, "options"])
+    letter = "A" if changed.at[row, "answer"] != "A" else "B"
+    changed.at[row, "label"] = options[LETTERS.index(letter)]  # relabelled: another option is the answer
+    changed.at[row, "answer"] = letter
+    again = evaluate(adapter, profile, changed, "audio", "test", run="relabel", shard_size=3, progress=False)
+    after = _stamps(profile, "relabel")
+    assert after["shard-00001.parquet"] != before["shard-00001.parquet"]
+    assert {k: v for k, v in after.items() if k != "shard-00001.parquet"} == {k: v for k, v in before.items() if k != "shard-00001.parquet"}
+    got = again.set_index("clip").loc["clip04_000001"]
+    assert got["answer"] == letter and got["correct"] == (got["predicted"] == letter)
+    # and model_answers does not hand back the old answers either
+    from xmd_core.evaluate import model_answers
+
+    evaluate(adapter, profile, changed, "audio", "test", run="relabel-read-back", progress=False)
+    third = model_answers(profile, "qwen2-audio", clips, "test", "audio", run="relabel-read-back", progress=False)
+    assert third.set_index("clip").loc["clip04_000001", "answer"] == clips.set_index("clip").loc["clip04_000001", "answer"]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_an_unreadable_shard_is_reported_and_answered_again(setup, damage, capsys):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    run = f"damaged-{damage}"
+    whole = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=3, progress=False)
+    shard = run_dir(profile, run, "test", "audio") / "shard-00000.parquet"
+    shard.write_bytes(b"" if damage == "empty" else shard.read_bytes()[:40])
+    redone = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=3, progress=False)
+    printed = capsys.readouterr()
+    assert "shard-00000.parquet: cannot be read" in printed.out + printed.err
+    pd.testing.assert_frame_equal(redone[["clip", "predicted", "error"]], whole[["clip", "predicted", "error"]])

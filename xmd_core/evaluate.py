@@ -37,6 +37,7 @@ from .media import MediaCache, MediaError
 from .mcq import LETTERS
 from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
+from .run_plan import question_digests, shards_to_redo, unreadable
 from .workers import die_with_parent
 
 PREDICTION_COLUMNS = [
@@ -255,28 +256,32 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     clips = clips.sort_values("clip").reset_index(drop=True)  # shards must not depend on input order
     plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode,
-            "model": getattr(adapter, "identity", adapter.name)}  # retrained weights must not reuse old answers
+            "model": getattr(adapter, "identity", adapter.name),  # retrained weights must not reuse old answers
+            "questions": question_digests(clips, shard_size)}  # nor a relabelled clip or a rebuilt question
     record_path = out / "run.json"
     n_shards = (len(clips) + shard_size - 1) // shard_size
     # Every process reads the folder before any of them writes (the barrier below), so all see
     # the same missing shards and take the same decisions.
-    todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.parquet").is_file()]
-    stale = False  # answers of other weights (a retrained expert, another adapter): answered again
-    if record_path.is_file():
-        previous = json.loads(record_path.read_text())
-        old_plan = previous.get("plan")
-        if old_plan not in (None, plan):
-            if {k: v for k, v in old_plan.items() if k != "model"} != {k: v for k, v in plan.items() if k != "model"}:
-                raise RuntimeError(f"{out} holds predictions of another plan ({old_plan} vs {plan}); remove the folder to start again")
-            stale, todo = True, list(range(n_shards))
-        elif previous.get("status") == "done" and not todo:
-            return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
+    shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
+    broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
+    previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    try:
+        redo, why = shards_to_redo(previous.get("plan"), plan, n_shards)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{out} {exc}") from None
+    redo = sorted(set(redo) | set(broken))
+    todo = [s for s in range(n_shards) if s in redo or not shard_path[s].is_file()]
+    if previous.get("status") == "done" and not todo:
+        return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
     state.wait_for_everyone()
-    if stale:
+    if redo:
         if main:
-            tqdm.write(f"{out}: the stored answers are of other weights ({old_plan.get('model')}); answering again")
-            for shard in out.glob("shard-*.parquet"):
-                shard.unlink()
+            for s, reason in broken.items():
+                tqdm.write(f"{shard_path[s]}: cannot be read ({reason}); answering its clips again")
+            if why:
+                tqdm.write(f"{out}: {why}; answering them again")
+            for s in redo:
+                shard_path[s].unlink(missing_ok=True)
         state.wait_for_everyone()  # no process writes a new shard before the old ones are gone
     if main:
         record = {
@@ -375,9 +380,12 @@ def model_answers(
     weights = model_identity(checkpoint_path(name, profile), adapter_dir)
     if (run_dir(profile, run, split, condition) / "run.json").is_file():
         stored = load_record(profile, run, split, condition)
-        if stored.get("status") == "done" and stored["plan"].get("model") == weights:
+        plan = stored.get("plan", {})
+        ordered = clips.sort_values("clip")
+        asked = question_digests(ordered, plan["shard_size"]) if "shard_size" in plan else None
+        if stored.get("status") == "done" and plan.get("model") == weights and plan.get("questions") == asked:
             done = load_predictions(profile, run, split, condition)
-            if len(done) == len(clips) and (done["clip"].to_numpy() == np.sort(clips["clip"].to_numpy())).all():
+            if len(done) == len(clips) and (done["clip"].to_numpy() == ordered["clip"].to_numpy()).all():
                 return done
     adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
     return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)

@@ -1,0 +1,66 @@
+"""What an evaluation run's stored answers depend on, and which of its shards must be answered again.
+
+An evaluation (`evaluate.evaluate`) answers its clips in shards and records a *plan* in its
+`run.json`: the layout (how many clips, the shard size, the first clip, the mode), the weights
+(`model`) and, per shard, a digest of the questions it answers (`questions`: each clip's label,
+options and answer letter). On a later run with the same layout:
+
+- other weights: every shard is answered again;
+- a shard whose questions changed (a clip relabelled, a question rebuilt): that shard again;
+- a shard file that cannot be read (truncated, empty): reported, and that shard again.
+
+Another layout is refused: the folder holds another evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+#: What a stored answer depends on, per clip, besides the weights and the media.
+QUESTION_COLUMNS = ("clip", "label", "options", "answer")
+#: Plan entries that may change between runs without making the folder another evaluation's.
+ANSWER_KEYS = ("model", "questions")
+
+
+def question_digests(clips: pd.DataFrame, shard_size: int) -> list[str]:
+    """One digest per shard of the questions its clips are asked (`clips` in shard order)."""
+    missing = [c for c in QUESTION_COLUMNS if c not in clips.columns]
+    if missing:
+        raise ValueError(f"the clips to evaluate lack column(s) {missing}: join them to their questions first")
+    rows = [json.dumps([str(clip), str(label), list(map(str, options)), str(answer)])
+            for clip, label, options, answer in zip(*(clips[c] for c in QUESTION_COLUMNS))]
+    return [hashlib.sha256("\n".join(rows[i : i + shard_size]).encode()).hexdigest()[:16] for i in range(0, len(rows), shard_size)]
+
+
+def layout(plan: dict) -> dict:
+    return {k: v for k, v in plan.items() if k not in ANSWER_KEYS}
+
+
+def shards_to_redo(old_plan: dict | None, plan: dict, n_shards: int) -> tuple[list[int], str]:
+    """(shards whose stored answers cannot be kept, why) when the folder last ran `old_plan`.
+
+    Raises RuntimeError when the layouts differ (`where` is named by the caller)."""
+    if old_plan is None or old_plan == plan:
+        return [], ""
+    if layout(old_plan) != layout(plan):
+        raise RuntimeError(f"holds predictions of another plan ({layout(old_plan)} vs {layout(plan)}); remove the folder to start again")
+    if old_plan.get("model") != plan.get("model"):
+        return list(range(n_shards)), f"the stored answers are of other weights ({old_plan.get('model')})"
+    old = old_plan.get("questions") or []
+    changed = [s for s in range(n_shards) if s >= len(old) or old[s] != plan["questions"][s]]
+    return changed, f"the questions of {len(changed)} shard(s) changed since they were answered"
+
+
+def unreadable(path: Path) -> str:
+    """'' when `path` is a whole Parquet file, else why it is not."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 (Arrow raises several types; the reason is reported)
+        return f"{type(exc).__name__}: {exc}"
+    return ""
