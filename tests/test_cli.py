@@ -59,6 +59,7 @@ def _profile_with_index(tmp_path, index_text: str):
     profile.write_text(
         f"name: broken\nartifacts_dir: artifacts\nresults_dir: results\n"
         f"data:\n  source: vggsound\n  clips_dir: {tmp_path / 'clips'}\n  index_csv: {index}\n"
+        + "".join(f"{section}: {{}}\n" for section in ("splits", "media", "mcq", "models", "switch", "distill"))
     )
     return profile
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from xmd_core.config import ConfigError, load_profile, replace
+from xmd_core.config import ConfigError, WorldConfig, load_profile, replace
 
 
 @pytest.mark.parametrize("name", ["smoke", "tiny", "full"])
@@ -60,3 +60,26 @@ def test_replace_validates_and_changes_the_hash():
     assert other.config_hash("media") == tiny.config_hash("media")
     with pytest.raises(ConfigError, match="world.fps"):
         replace(tiny, world={"fps": 0})
+
+
+
+def _drop_section(text: str, name: str) -> str:
+    """A profile's YAML without one top-level section (its line and the indented ones after it)."""
+    kept, inside = [], False
+    for line in text.splitlines():
+        if not line.startswith((" ", "#")) and line.strip():
+            inside = line.startswith(f"{name}:")
+        if not inside:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def test_a_missing_section_is_refused_by_name_and_an_empty_one_takes_its_defaults(tmp_path):
+    tiny = load_profile("tiny").source_file.read_text()
+    path = tmp_path / "no_world.yaml"
+    path.write_text(_drop_section(tiny, "world"))
+    with pytest.raises(ConfigError, match=r"no_world\.yaml: missing section\(s\) world"):
+        load_profile(path)
+    path.write_text(_drop_section(tiny, "world") + "world: {}\n")
+    assert load_profile(path).world == WorldConfig()
+    assert load_profile("full").data.source == "vggsound"  # reads VGGSound: no world, no experts to state

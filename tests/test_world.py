@@ -8,6 +8,8 @@ import json
 import math
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -291,6 +293,34 @@ def test_changed_config_rebuilds_everything(smoke, tmp_path):
     assert record["config_hash"] == changed.config_hash("world") != profile.config_hash("world")
     assert record["build"]["clips_written"] == record["clips"] == len(load_clips(out))
     assert sorted(p.stem for p in out.clips_dir.iterdir()) == sorted(load_clips(out)["clip"])
+
+
+def test_clips_of_unknown_origin_are_never_deleted(tmp_path):
+    """A clips folder without a world manifest was not written by a world build: refused, kept."""
+    profile = smoke_at(tmp_path)
+    clips_dir = profile.world_dir / "clips"
+    clips_dir.mkdir(parents=True)
+    precious = clips_dir / "someone_else_000001.mp4"
+    precious.write_bytes(b"not ours")
+    with pytest.raises(RuntimeError, match=r"no world manifest .*not deleting"):
+        build_world(profile, workers=1, progress=False)
+    assert precious.read_bytes() == b"not ours"
+
+
+@pytest.mark.slow
+def test_two_builds_at_once_on_a_fresh_folder_both_end_with_one_world(smoke, tmp_path):
+    _, paths = smoke
+    script = (
+        "import dataclasses, sys; from pathlib import Path; from xmd_core.config import load_profile; "
+        "from xmd_core.world import build_world; "
+        "p = dataclasses.replace(load_profile('smoke'), artifacts_dir=Path(sys.argv[1])); build_world(p, workers=1, progress=False)"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=600)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    built = tmp_path / "world" / "clips"
+    assert sorted(p.name for p in built.iterdir()) == sorted(p.name for p in paths.clips_dir.iterdir())
+    assert json.loads((tmp_path / "world" / "world.json").read_text())["status"] == "complete"
 
 
 # --- what a clip carries --------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Profiles: one YAML file per profile, loaded into a frozen, validated configuration.
 
 A profile changes sizes, paths and model ids only, never code paths. Every key is checked on
-load; a wrong or unknown key raises :class:`ConfigError` naming the file and the key.
+load; a wrong or unknown key raises :class:`ConfigError` naming the file and the key. Every
+section must be stated (:func:`required_sections`; `<section>: {}` takes its defaults): a
+profile that forgot its `world:` would otherwise build a world of default sizes over its own.
 """
 
 from __future__ import annotations
@@ -320,6 +322,13 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
     return section
 
 
+def required_sections(data: DataConfig) -> tuple[str, ...]:
+    """The sections a profile must state: all of them, except the embedded world's and the tiny
+    experts' when it reads VGGSound from disk."""
+    embedded_only = () if data.source == "world" else ("world", "experts")
+    return tuple(name for name in _SECTIONS if name not in embedded_only)
+
+
 def profile_path(name_or_path: str | Path) -> Path:
     """A profile name (`tiny`) names `profiles/tiny.yaml`; anything else is a path."""
     candidate = Path(name_or_path)
@@ -350,6 +359,12 @@ def load_profile(name_or_path: str | Path = "tiny") -> Profile:
             raise ConfigError(f"{path}: {key} must be a non-empty string (got {raw.get(key)!r})")
     base = path.resolve().parent.parent  # paths in a profile are relative to the repository root
     sections = {name: _build_section(cls, raw.get(name), f"{path.name}:{name}") for name, cls in _SECTIONS.items()}
+    missing = [name for name in required_sections(sections["data"]) if name not in raw]
+    if missing:
+        raise ConfigError(
+            f"{path}: missing section(s) {', '.join(missing)}; a profile states each of its sections "
+            "(`<section>: {}` takes every default), so that a forgotten one cannot fall back to default sizes"
+        )
     return Profile(
         name=raw["name"],
         artifacts_dir=(base / raw["artifacts_dir"]).resolve(),

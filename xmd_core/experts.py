@@ -97,6 +97,7 @@ from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces ar
 )
 from .expert_context import KNOWLEDGE_WEIGHT, TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, knowledge_targets, venue_indices
 from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, for_model, informative, pretraining_domains, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
+from .locks import exclusive
 from .supervised_attention import use_row_attention
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
@@ -588,7 +589,7 @@ def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData 
     if is_trained(target, digest):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _training_lock(target, progress):
+    with exclusive(target, f"expert {target.name}", progress):
         if is_trained(target, digest):  # another process trained it while this one waited
             return target
         return _train_locked(name, profile, progress, data, target, key, digest, bar_position)
@@ -687,24 +688,6 @@ def _replace_folder(work: Path, target: Path) -> None:
     work.rename(target)
     if old is not None:
         shutil.rmtree(old)
-
-
-@contextmanager
-def _training_lock(target: Path, progress: bool):
-    """One process at a time trains a given expert; the others wait, then find it trained."""
-    import fcntl
-
-    with open(target.parent / f".{target.name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                tqdm.write(f"expert {target.name}: another process is training it; waiting")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 __all__ = [

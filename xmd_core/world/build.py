@@ -34,6 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import Profile, WorldConfig
+from ..locks import exclusive
 from . import classes as classes_mod
 from . import context, domain
 from .classes import PRETRAIN_GROUPS, select_classes
@@ -255,17 +256,35 @@ def _design() -> dict:
 
 def build_world(profile: Profile, workers: int | None = None, progress: bool = True) -> WorldPaths:
     """Build (or finish, or just find) the embedded world of a profile. See the module doc."""
-    started = time.perf_counter()
     paths = world_paths(profile)
-    world = profile.world
     if is_complete(profile):
         return paths
-    key = _manifest_key(profile)
-    manifest = _read_manifest(paths.manifest)
-    same_world = manifest is not None and all(manifest.get(k) == v for k, v in key.items())
-    if paths.clips_dir.is_dir() and not same_world:
-        # clips of another world config (or of unknown origin) carry the same names: start afresh
+    with exclusive(paths.manifest, f"world {profile.name}", progress):  # two builds at once: one builds, one waits
+        if is_complete(profile):
+            return paths
+        return _build(profile, paths, workers, progress)
+
+
+def _clear_stale_clips(paths: WorldPaths, key: dict, progress: bool) -> None:
+    """Remove the clips of another world config (they carry the same names), but only when the
+    manifest proves the folder is a world build's; files of unknown origin are never deleted."""
+    if not paths.clips_dir.is_dir() or not any(paths.clips_dir.iterdir()):
+        return
+    if not paths.manifest.is_file():
+        raise RuntimeError(f"{paths.clips_dir} holds files but there is no world manifest ({paths.manifest}): "
+                           "not deleting what no world build wrote; move the folder away, or remove it")
+    manifest = _read_manifest(paths.manifest) or {}  # unreadable: a world build's, of unknown config
+    if any(manifest.get(k) != v for k, v in key.items()):
+        if progress:
+            tqdm.write(f"{paths.clips_dir}: clips of another world config ({paths.manifest}); building afresh")
         shutil.rmtree(paths.clips_dir)
+
+
+def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: bool) -> WorldPaths:
+    started = time.perf_counter()
+    world = profile.world
+    key = _manifest_key(profile)
+    _clear_stale_clips(paths, key, progress)
     paths.clips_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(paths.manifest, lambda p: p.write_text(json.dumps({**key, "status": "building"}, indent=1)))
 
