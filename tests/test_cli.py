@@ -72,3 +72,13 @@ def test_a_failure_while_working_exits_1_with_one_line_and_debug_shows_the_trace
 
     with pytest.raises(IndexError_):
         main(["index", "--profile", str(profile), "--debug"])
+
+
+def test_the_library_keeps_run_folders_inside_the_predictions_folder():
+    from xmd_core.config import load_profile
+    from xmd_core.evaluate import run_dir
+
+    profile = load_profile("smoke")
+    assert run_dir(profile, "qwen2-audio@from-qwen2-vl-teacher-kl+labels", "test", "audio").parent.parent.parent == profile.results_dir / "predictions"
+    with pytest.raises(ValueError, match="one folder name"):
+        run_dir(profile, "../../..", "test", "audio")

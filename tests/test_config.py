@@ -83,3 +83,18 @@ def test_a_missing_section_is_refused_by_name_and_an_empty_one_takes_its_default
     path.write_text(_drop_section(tiny, "world") + "world: {}\n")
     assert load_profile(path).world == WorldConfig()
     assert load_profile("full").data.source == "vggsound"  # reads VGGSound: no world, no experts to state
+
+
+def test_relative_paths_resolve_against_the_profile_folder_outside_the_repository(tmp_path, monkeypatch):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    path = folder / "mine.yaml"
+    sections = "".join(f"{name}: {{}}\n" for name in ("splits", "media", "mcq", "models", "switch", "distill"))
+    path.write_text("name: mine\nartifacts_dir: art\nresults_dir: res\n"
+                    "data:\n  source: vggsound\n  clips_dir: clips\n  index_csv: ../index/vggsound.csv\n" + sections)
+    monkeypatch.chdir(tmp_path)  # not the current directory's
+    profile = load_profile(path)
+    assert profile.artifacts_dir == folder / "art" and profile.results_dir == folder / "res"
+    assert profile.data.clips_dir == str(folder / "clips") and profile.data.index_csv == str(tmp_path / "index" / "vggsound.csv")
+    tiny = load_profile("tiny")  # the repository's profiles: against the repository root
+    assert tiny.artifacts_dir == tiny.source_file.parents[1] / "artifacts" / "tiny"

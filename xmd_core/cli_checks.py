@@ -10,22 +10,20 @@ data, its checkpoints) happen in the stages themselves.
 from __future__ import annotations
 
 import argparse
-import re
 
 
 class UsageError(ValueError):
     """A command line names something unknown, or combines what cannot go together."""
 
 
-#: A run name is one folder name: letters, digits and . _ @ + - , not starting with a dot.
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
-
-
 def check_run_name(name: str) -> str:
-    """`name` if it is a single safe folder name (no separator, no `..`), else `UsageError`."""
-    if not RUN_NAME.fullmatch(name) or ".." in name:
-        raise UsageError(f"run name {name!r} must be one folder name (letters, digits, . _ @ + -, not starting with a dot, no '..')")
-    return name
+    """`name` if it is one safe folder name (`run_plan.check_run_name`), else `UsageError`."""
+    from .run_plan import check_run_name as check
+
+    try:
+        return check(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_model(name: str, flag: str = "--model"):

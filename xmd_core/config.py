@@ -4,6 +4,8 @@ A profile changes sizes, paths and model ids only, never code paths. Every key i
 load; a wrong or unknown key raises :class:`ConfigError` naming the file and the key. Every
 section must be stated (:func:`required_sections`; `<section>: {}` takes its defaults): a
 profile that forgot its `world:` would otherwise build a world of default sizes over its own.
+Relative paths (artifacts, results, data) resolve against the repository root for the profiles
+in `profiles/`, and against the profile file's own folder for a file elsewhere (:func:`path_base`).
 """
 
 from __future__ import annotations
@@ -322,6 +324,18 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
     return section
 
 
+def path_base(profile_file: Path) -> Path:
+    """What relative paths in a profile resolve against: the repository root for the profiles in
+    `profiles/`, the profile file's own folder for one elsewhere (never the current directory)."""
+    folder = Path(profile_file).resolve().parent
+    return REPO_ROOT if folder == PROFILES_DIR.resolve() else folder
+
+
+def _resolve_data_paths(data: DataConfig, base: Path) -> DataConfig:
+    paths = {k: str((base / v).resolve()) for k in ("clips_dir", "index_csv", "stat_csv", "unseen_csv") if (v := getattr(data, k))}
+    return dataclasses.replace(data, **paths)
+
+
 def required_sections(data: DataConfig) -> tuple[str, ...]:
     """The sections a profile must state: all of them, except the embedded world's and the tiny
     experts' when it reads VGGSound from disk."""
@@ -357,8 +371,9 @@ def load_profile(name_or_path: str | Path = "tiny") -> Profile:
     for key in ("name", "artifacts_dir", "results_dir"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ConfigError(f"{path}: {key} must be a non-empty string (got {raw.get(key)!r})")
-    base = path.resolve().parent.parent  # paths in a profile are relative to the repository root
+    base = path_base(path)
     sections = {name: _build_section(cls, raw.get(name), f"{path.name}:{name}") for name, cls in _SECTIONS.items()}
+    sections["data"] = _resolve_data_paths(sections["data"], base)
     missing = [name for name in required_sections(sections["data"]) if name not in raw]
     if missing:
         raise ConfigError(

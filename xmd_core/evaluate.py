@@ -37,7 +37,7 @@ from .media import MediaCache, MediaError
 from .mcq import LETTERS
 from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
-from .run_plan import question_digests, shards_to_redo, unreadable
+from .run_plan import check_run_name, question_digests, shards_to_redo, unreadable
 from .workers import die_with_parent
 
 PREDICTION_COLUMNS = [
@@ -169,7 +169,7 @@ def _versions() -> dict[str, str]:
 
 
 def run_dir(profile: Profile, run: str, split: str, condition: str) -> Path:
-    return profile.results_dir / "predictions" / run / split / condition
+    return profile.results_dir / "predictions" / check_run_name(run) / split / condition
 
 
 def _write_atomically(frame: pd.DataFrame, target: Path) -> None:

@@ -9,21 +9,33 @@ options and answer letter). On a later run with the same layout:
 - a shard whose questions changed (a clip relabelled, a question rebuilt): that shard again;
 - a shard file that cannot be read (truncated, empty): reported, and that shard again.
 
-Another layout is refused: the folder holds another evaluation.
+Another layout is refused: the folder holds another evaluation. A run's name is one folder name
+(:func:`check_run_name`), so that its folder stays inside the profile's predictions folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
+#: A run name is one folder name: letters, digits and . _ @ + - , not starting with a dot.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 #: What a stored answer depends on, per clip, besides the weights and the media.
 QUESTION_COLUMNS = ("clip", "label", "options", "answer")
 #: Plan entries that may change between runs without making the folder another evaluation's.
 ANSWER_KEYS = ("model", "questions")
+
+
+def check_run_name(name: str) -> str:
+    """`name` if it is one safe folder name (no separator, no `..`): a run's folder stays inside
+    the profile's predictions folder. Else ValueError."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"run name {name!r} must be one folder name (letters, digits, . _ @ + -, not starting with a dot, no '..')")
+    return name
 
 
 def question_digests(clips: pd.DataFrame, shard_size: int) -> list[str]:
