@@ -178,3 +178,11 @@ def test_an_unreadable_shard_is_reported_and_answered_again(setup, damage, capsy
     printed = capsys.readouterr()
     assert "shard-00000.parquet: cannot be read" in printed.out + printed.err
     pd.testing.assert_frame_equal(redone[["clip", "predicted", "error"]], whole[["clip", "predicted", "error"]])
+
+
+def test_an_empty_split_is_refused_before_a_record_is_written(setup):
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    with pytest.raises(ValueError, match=r"no clips to evaluate in split 'test'"):
+        evaluate(adapter, profile, clips.head(0), "audio", "test", run="empty", progress=False)
+    assert not (run_dir(profile, "empty", "test", "audio") / "run.json").exists()

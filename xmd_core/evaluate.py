@@ -249,6 +249,8 @@ def evaluate(
     if mode not in ("letters", "generate"):
         raise ValueError(f"mode must be 'letters' or 'generate' (got {mode!r})")
     adapter.check_condition(condition)
+    if clips.empty:  # refused before anything is written: no record is left "running"
+        raise ValueError(f"no clips to evaluate in split {split!r} ({condition}) for run {run or adapter.name!r}: the split is empty in this profile")
     state = process_state()
     rank, n_processes, main = state.process_index, state.num_processes, state.is_main_process
     run = run or adapter.name
