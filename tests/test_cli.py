@@ -64,6 +64,12 @@ def _profile_with_index(tmp_path, index_text: str):
     return profile
 
 
+def test_a_malformed_index_line_is_one_line_naming_file_and_line(tmp_path, capsys):
+    profile = _profile_with_index(tmp_path, "abc,1,dog barking,train\nabc,1x,dog barking,train\n")
+    err = _fails(["index", "--profile", str(profile)], capsys, 1)
+    assert "vggsound.csv:2: start second '1x'" in err
+
+
 def test_a_failure_while_working_exits_1_with_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     profile = _profile_with_index(tmp_path, "abc,1,dog barking,train\nabc,1,dog barking,train\n")
     err = _fails(["index", "--profile", str(profile)], capsys, 1)
