@@ -11,6 +11,7 @@ from .config import Profile
 from .evaluate import load_predictions
 from .models.registry import REGISTRY
 from .paper import paper_numbers
+from .vocabulary import run_for
 
 CONDITION_NAMES = {"audio": "audio", "silent_video": "silent video", "sounded_video": "sounded video"}
 
@@ -28,7 +29,7 @@ def finished_runs(profile: Profile) -> pd.DataFrame:
 
 def original_runs(runs: pd.DataFrame, mode: str = "letters") -> pd.DataFrame:
     """The original models' runs of Table 1 (analysis and test splits; no distilled students)."""
-    own = runs["run"] == (runs["model"] if mode == "letters" else runs["model"] + "@generate")
+    own = runs["run"] == (runs["model"].map(lambda m: run_for(m, mode)))
     return runs[own & (runs["mode"] == mode) & runs["split"].isin(["analysis", "test"])]
 
 

@@ -14,6 +14,7 @@ import sys
 
 from .cli_checks import UsageError, check_args
 from .config import ConfigError, load_profile
+from .vocabulary import CONDITIONS, EVAL_SPLITS, MODES, RECIPE_NAMES, run_for
 
 
 def _world(args: argparse.Namespace) -> None:
@@ -53,7 +54,7 @@ def _eval(args: argparse.Namespace) -> None:
         inputs = prepare(profile, progress=state.is_main_process)
         ensure_models(profile, (args.model,), progress=state.is_main_process)
     adapter = load_model_here(args.model, profile)
-    run = args.run or (args.model if args.mode == "letters" else f"{args.model}@generate")
+    run = args.run or run_for(args.model, args.mode)
     clips = inputs.split(args.split).sort_values("clip")
     if args.mode == "generate":  # the subset `xmd study` answers by generation, so it finds this run
         clips = clips.head(profile.models.generate_clips)
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("eval", parents=[common], help="evaluate one model on one split under one condition (resumable)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--model", required=True)
-    p.add_argument("--condition", required=True, choices=("audio", "silent_video", "sounded_video"))
-    p.add_argument("--split", required=True, choices=("analysis", "finetune", "test", "pretrain"))
-    p.add_argument("--mode", default="letters", choices=("letters", "generate"))
+    p.add_argument("--condition", required=True, choices=CONDITIONS)
+    p.add_argument("--split", required=True, choices=EVAL_SPLITS)
+    p.add_argument("--mode", default="letters", choices=MODES)
     p.add_argument("--run", help="output folder name (default: the model name)")
     p.add_argument("--shard-size", type=int, default=None, help="clips per shard, the unit of resuming and of work per process (default: 256)")
     p.set_defaults(func=_eval)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--teacher", default="qwen2-vl")
     p.add_argument("--student", default="qwen2-audio")
-    p.add_argument("--recipe", default="teacher-labels", choices=("teacher-labels", "teacher-kl", "teacher-kl+labels", "ground-truth", "no-anti-forgetting"))
+    p.add_argument("--recipe", default="teacher-labels", choices=RECIPE_NAMES)
     p.add_argument("--no-tower-cache", action="store_true", help="recompute the frozen towers every step (slower; same result)")
     p.add_argument("--evaluate", action="store_true", help="then evaluate the student on the analysis, test and unseen splits")
     p.set_defaults(func=_distill)

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from .vocabulary import MODEL_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "profiles"
 PACKAGE_DATA = Path(__file__).resolve().parent / "data_files"
@@ -143,11 +145,9 @@ class ModelsConfig:
             raise ConfigError(f"{where}.dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
         _positive(where, "batch_size", self.batch_size)
         _positive(where, "generate_clips", self.generate_clips)
-        from .models.registry import REGISTRY  # late: the registry imports this module
-
-        unknown = [name for name in self.evaluate if name not in REGISTRY]
+        unknown = [name for name in self.evaluate if name not in MODEL_NAMES]
         if unknown:
-            raise ConfigError(f"{where}.evaluate: unknown model(s) {unknown}; registered: {', '.join(REGISTRY)}")
+            raise ConfigError(f"{where}.evaluate: unknown model(s) {unknown}; registered: {', '.join(MODEL_NAMES)}")
 
 
 @dataclass(frozen=True)

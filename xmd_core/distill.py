@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from .config import Profile
 from .mcq import LETTERS
 from .models.adapters import last_position_logits
+from .vocabulary import ABLATION_DIRECTION, DEFAULT_RECIPE, DIRECTIONS
 
 #: Bump when a change here changes the trained adapters: every adapter is then retrained.
 DISTILL_VERSION = "1"
@@ -72,7 +73,6 @@ RECIPES = {
         Recipe("no-anti-forgetting", "teacher's labels without anti-forgetting loss", "teacher", False, False),
     )
 }
-DEFAULT_RECIPE = "teacher-labels"
 
 
 def get_recipe(name: str) -> Recipe:
@@ -602,7 +602,6 @@ def run_distillation(profile: Profile, progress: bool = True) -> pd.DataFrame:
     original models on the unseen split. Returns one row per trained adapter."""
     from .study import prepare
     from .switch import train_switch
-    from .transfer import ABLATION_DIRECTION, DIRECTIONS
 
     inputs = prepare(profile, progress=False)
     unseen = inputs.split("unseen")

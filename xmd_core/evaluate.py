@@ -39,6 +39,7 @@ from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
 from .run_plan import check_run_name, question_digests, shards_to_redo, unreadable
 from .workers import die_with_parent
+from .vocabulary import run_for
 
 PREDICTION_COLUMNS = [
     "clip", "label", "condition", "options", "answer", "letter_logits", "predicted", "correct", "seconds", "error",
@@ -432,7 +433,7 @@ def evaluate_models(
                 clips = inputs.split(split).sort_values("clip")
                 if mode == "generate":  # generation is ~30x slower: a fixed subset suffices to compare
                     clips = clips.head(profile.models.generate_clips)
-                run = name if mode == "letters" else f"{name}@generate"
+                run = run_for(name, mode)
                 evaluate(adapter, profile, clips, condition, split, run=run, mode=mode, progress=progress)
                 record = load_record(profile, run, split, condition)
                 rows.append({"model": name, "split": split, "condition": condition, "status": record["status"],

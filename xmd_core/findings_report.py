@@ -21,9 +21,10 @@ from .distill import DEFAULT_RECIPE, RECIPES, own_condition, run_name
 from .evaluate import run_dir
 from .findings import FINDINGS, RULES, Interval, Verdict
 from .paper import paper_numbers
+from .vocabulary import DIRECTIONS
 
 NOT_MEASURABLE = "not measurable in this profile"
-VISUAL, AUDIO = transfer.DIRECTIONS[0]  # teacher Qwen2-VL, student Qwen2-Audio
+VISUAL, AUDIO = DIRECTIONS[0]  # teacher Qwen2-VL, student Qwen2-Audio
 GROUND_TRUTH, NO_ANTI_FORGETTING = "ground-truth", "no-anti-forgetting"
 
 #: The chapter that shows each finding's figures.
@@ -168,7 +169,7 @@ def inputs_f4(profile: Profile, seed: int) -> dict:
 
 def inputs_f5(profile: Profile, seed: int) -> dict:
     accuracy = {}
-    for teacher, student in transfer.DIRECTIONS:
+    for teacher, student in DIRECTIONS:
         need(switch.switch_dir(profile, teacher, student) / "metrics.json", "switch")
         accuracy[f"{teacher} -> {student}"] = float(switch.load_metrics(profile, teacher, student)["val_accuracy"])
     return {"validation_accuracy": accuracy}

@@ -21,6 +21,7 @@ profile, on GPUs) skip all this: their stages run in turn as before.
 from __future__ import annotations
 
 from .config import Profile
+from .vocabulary import ABLATION_DIRECTION, DIRECTIONS
 from .workers import Task, run_tasks
 
 
@@ -31,7 +32,6 @@ def model_work(name: str, profile: Profile) -> str:
     from .evaluate import evaluate_models
     from .expert_pool import train_in_worker
     from .study import prepare
-    from .transfer import DIRECTIONS
 
     train_in_worker(name, profile)
     evaluate_models(profile, names=(name,), progress=False)
@@ -83,7 +83,6 @@ def model_tasks(profile: Profile) -> list[Task]:
 
 def recipe_tasks(profile: Profile) -> list[Task]:
     from .distill import DEFAULT_RECIPE, RECIPES
-    from .transfer import ABLATION_DIRECTION, DIRECTIONS
 
     tasks = [Task(f"distill {t}->{s} {DEFAULT_RECIPE}", recipe_work, (profile, t, s, DEFAULT_RECIPE)) for t, s in DIRECTIONS]
     teacher, student = ABLATION_DIRECTION
@@ -92,7 +91,6 @@ def recipe_tasks(profile: Profile) -> list[Task]:
 
 
 def switch_tasks(profile: Profile) -> list[Task]:
-    from .transfer import DIRECTIONS
 
     return [Task(f"switch {t}->{s}", switch_work, (profile, t, s)) for t, s in DIRECTIONS]
 

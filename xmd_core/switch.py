@@ -48,6 +48,7 @@ from .cnn14 import Cnn14, load_pretrained_cnn14
 from .config import REPO_ROOT, ConfigError, Profile
 from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
 from .media import MediaCache, MediaError
+from .vocabulary import DIRECTIONS
 from .workers import die_with_parent
 
 VERSION = 1  # of the switch's training and outputs: bump to retrain every switch
@@ -594,7 +595,7 @@ def train_switch(
     return out
 
 
-def train_switches(profile: Profile, directions: tuple[tuple[str, str], ...] = (("qwen2-vl", "qwen2-audio"), ("qwen2-audio", "qwen2-vl")),
+def train_switches(profile: Profile, directions: tuple[tuple[str, str], ...] = DIRECTIONS,
                    progress: bool = True, threads: int | None = 1) -> dict[tuple[str, str], Path]:
     """Both directions of the paper (the tagger, when used, is pre-trained once and shared)."""
     return {(t, s): train_switch(profile, t, s, progress=progress, threads=threads) for t, s in directions}

@@ -16,10 +16,9 @@ from .distill import DEFAULT_RECIPE, RECIPES, own_condition, run_name
 from .evaluate import load_predictions
 from .models.registry import REGISTRY
 from .paper import paper_numbers
+from .vocabulary import ABLATION_DIRECTION, DIRECTIONS  # noqa: F401 (the chapters read them here too)
 
 #: The paper's two directions (teacher, student); the ablations use the first.
-DIRECTIONS = (("qwen2-vl", "qwen2-audio"), ("qwen2-audio", "qwen2-vl"))
-ABLATION_DIRECTION = DIRECTIONS[0]
 #: Table 2's rows in the paper's order, with the paper's row names.
 TABLE2_ROWS = {
     "teacher-kl": "KL on teacher's logits (T=2)",

@@ -15,7 +15,7 @@ import torch
 
 from ..mcq import LETTERS
 
-CONDITIONS = ("audio", "silent_video", "sounded_video")
+from ..vocabulary import CONDITIONS  # noqa: F401 (the adapters' conditions)
 
 
 @dataclass
