@@ -3,6 +3,7 @@
 import json
 
 import nbformat
+import papermill
 import pytest
 
 from xmd_core.config import load_profile
@@ -11,10 +12,22 @@ from xmd_core.runner import NOTEBOOKS_DIR, STUDY_NOTEBOOKS, run_notebook
 
 @pytest.fixture(scope="module")
 def smoke_profile(tmp_path_factory, smoke_yaml):
-    """The smoke profile with its artifacts and results in a temporary folder."""
+    """The smoke profile with its artifacts and results in a temporary folder, every stage of
+    `xmd study` run (the notebooks only read results)."""
+    from xmd_core.stages import StageClock
+    from xmd_core.study_pool import run_study_stages
+
     root = tmp_path_factory.mktemp("smoke")
-    path = smoke_yaml(root, seeded=True)
-    return load_profile(path)
+    profile = load_profile(smoke_yaml(root, seeded=True))
+    run_study_stages(profile, StageClock(profile))
+    return profile
+
+
+def test_a_chapter_whose_results_are_missing_stops_with_the_command_that_writes_them(tmp_path, smoke_yaml):
+    profile = load_profile(smoke_yaml(tmp_path, seeded=True))  # the experts, but no switch trained
+    with pytest.raises(papermill.PapermillExecutionError, match=r"switch.*metrics\.json.*xmd study --profile"):
+        run_notebook("03_switch", profile, out_dir=tmp_path / "executed")
+    assert not (profile.results_dir / "switch").exists(), "the chapter trained a switch"
 
 
 @pytest.mark.slow

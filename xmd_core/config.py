@@ -324,6 +324,14 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
     return section
 
 
+def profile_argument(profile: Profile) -> str:
+    """What names `profile` on a command line: its name when it is one of the repository's
+    profiles, else its file's path."""
+    if profile.source_file == (PROFILES_DIR / f"{profile.name}.yaml").resolve():
+        return profile.name
+    return str(profile.source_file)
+
+
 def path_base(profile_file: Path) -> Path:
     """What relative paths in a profile resolve against: the repository root for the profiles in
     `profiles/`, the profile file's own folder for one elsewhere (never the current directory)."""

@@ -595,17 +595,16 @@ def evaluate_distilled(
 # --- the whole experiment --------------------------------------------------------------------------
 
 
-def run_distillation(profile: Profile, progress: bool = True) -> pd.DataFrame:
+def run_distillation(profile: Profile, progress: bool = True) -> None:
     """Everything the switch, distillation and ablation chapters read, computed once (each step
     is idempotent): both switches, both directions' default students, the ablations of the
     first direction, every student evaluated on the analysis, test and unseen splits, and the
-    original models on the unseen split. Returns one row per trained adapter."""
+    original models on the unseen split (`study_results.distillation_summary` reads them back)."""
     from .study import prepare
     from .switch import train_switch
 
     inputs = prepare(profile, progress=False)
     unseen = inputs.split("unseen")
-    rows = []
     for teacher, student in DIRECTIONS:
         if not unseen.empty:
             for name in (teacher, student):
@@ -613,19 +612,5 @@ def run_distillation(profile: Profile, progress: bool = True) -> pd.DataFrame:
         train_switch(profile, teacher=teacher, student=student, progress=progress)
         recipes = tuple(RECIPES) if (teacher, student) == ABLATION_DIRECTION else (DEFAULT_RECIPE,)
         for recipe in recipes:
-            folder = distill(profile, teacher, student, recipe, progress=progress)
+            distill(profile, teacher, student, recipe, progress=progress)
             evaluate_distilled(profile, teacher, student, recipe, progress=progress)
-            info = load_info(folder)
-            rows.append(
-                {
-                    "teacher": teacher,
-                    "student": student,
-                    "recipe": recipe,
-                    "optimizer steps": info["optimizer_steps"],
-                    "clips": info["training_set"]["clips"] - info["training_set"]["left_out"],
-                    "switch open": info["training_set"]["switch_open"],
-                    "training s": info["seconds"]["training"],
-                    "steps/s": info["steps_per_second"],
-                }
-            )
-    return pd.DataFrame(rows)

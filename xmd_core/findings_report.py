@@ -9,18 +9,16 @@ is "not measurable in this profile" with the file named. Any other error propaga
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pandas as pd
 
 from . import analysis, stats, switch, transfer
 from .config import Profile
 from .distill import DEFAULT_RECIPE, RECIPES, own_condition, run_name
-from .evaluate import run_dir
 from .findings import FINDINGS, RULES, Interval, Verdict
 from .paper import paper_numbers
+from .study_results import WRITERS, MissingResult, need, need_run  # noqa: F401 (MissingResult: the chapter catches it)
 from .vocabulary import DIRECTIONS
 
 NOT_MEASURABLE = "not measurable in this profile"
@@ -30,30 +28,6 @@ GROUND_TRUTH, NO_ANTI_FORGETTING = "ground-truth", "no-anti-forgetting"
 #: The chapter that shows each finding's figures.
 CHAPTERS = {"F1": "01_analysis", "F2": "01_analysis", "F3": "02_human_study", "F4": "02_human_study", "F5": "03_switch",
             "F6": "04_distillation", "F7": "04_distillation", "F8": "05_ablations", "F9": "04_distillation"}
-#: Which chapter, or stage of `xmd study`, writes each kind of result file.
-WRITERS = {"predictions": "the evaluation stage of `xmd study`", "switch": "the switch stage of `xmd study` (03_switch)",
-           "trials": "the human-study chapter (02_human_study)", "world": "the world stage of `xmd study` (00_world)"}
-
-
-class MissingResult(Exception):
-    """A result file a finding needs is absent."""
-
-    def __init__(self, path: Path, writer: str):
-        super().__init__(f"missing {path} (written by {writer})")
-        self.path = path
-
-
-def need(path: Path, writer: str) -> Path:
-    if not path.is_file():
-        raise MissingResult(path, WRITERS[writer])
-    return path
-
-
-def need_run(profile: Profile, run: str, split: str, condition: str) -> None:
-    """A prediction run must have finished: its `run.json` exists and says done."""
-    record = need(run_dir(profile, run, split, condition) / "run.json", "predictions")
-    if json.loads(record.read_text()).get("status") != "done":
-        raise MissingResult(record, WRITERS["predictions"] + "; the run did not finish")
 
 
 def answers(profile: Profile, model: str, split: str, teacher: str | None = None, recipe: str = DEFAULT_RECIPE) -> pd.DataFrame:

@@ -8,6 +8,7 @@ questions are built once, from a per-clip seed, stored as a table and reused eve
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,13 @@ def build_questions(clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Se
     return table.assign(seed=seed)
 
 
+def read_questions(path: str | Path) -> pd.DataFrame:
+    """A stored question table, options as lists."""
+    stored = pd.read_parquet(path)
+    stored["options"] = stored.options.map(list)
+    return stored
+
+
 def load_or_build_questions(path: str | Path, clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Series, seed: int, n_options: int = 10) -> pd.DataFrame:
     """The stored question table at `path`, built once.
 
@@ -91,15 +99,14 @@ def load_or_build_questions(path: str | Path, clips: pd.DataFrame, class_counts:
     """
     path = Path(path)
     if path.is_file():
-        stored = pd.read_parquet(path)
-        stored["options"] = stored.options.map(list)
+        stored = read_questions(path)
         same = len(stored) == len(clips) and (stored["clip"].to_numpy() == clips["clip"].to_numpy()).all()
         same = same and (stored.label.to_numpy() == clips.label.to_numpy()).all()
         if same and (stored.seed == seed).all() and (stored.options.map(len) == n_options).all():
             return stored
     table = build_questions(clips, class_counts, seed, n_options)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may store it at once
     table.to_parquet(tmp)
     tmp.replace(path)
     return table

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import papermill
 
-from .config import PROFILES_DIR, REPO_ROOT, Profile
+from .config import REPO_ROOT, Profile, profile_argument
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
@@ -23,10 +23,8 @@ STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_
 
 
 def profile_parameter(profile: Profile) -> str:
-    """The profile's name when it is one of the repository's profiles, else its file's path."""
-    if profile.source_file == (PROFILES_DIR / f"{profile.name}.yaml").resolve():
-        return profile.name
-    return str(profile.source_file)
+    """The notebook's `profile` parameter (`config.profile_argument`)."""
+    return profile_argument(profile)
 
 
 def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:

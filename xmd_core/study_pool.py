@@ -102,6 +102,7 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
     and the sequential stages after them only read it back; otherwise the sequential stages do
     it all, in turn."""
     from .distill import run_distillation
+    from .study_results import distillation_summary
     from .evaluate import evaluate_models
     from .study import ensure_models, ensure_world
 
@@ -122,4 +123,5 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
         with clock.stage("distillation and ablations, side by side"):
             run_tasks(recipe_tasks(profile), jobs=jobs, desc="distillation")
     with clock.stage("switches, distillation, ablations"):
-        print(run_distillation(profile).to_string())
+        run_distillation(profile)
+        print(distillation_summary(profile).to_string())

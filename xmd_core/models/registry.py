@@ -68,6 +68,18 @@ def checkpoint_path(name: str, profile: Profile) -> str:
     return str(profile.artifacts_dir / "checkpoints" / name)
 
 
+def unavailable_reason(spec: ModelSpec, profile: Profile) -> str:
+    """Why the model cannot run in this profile whatever is on disk ('' when it can)."""
+    if spec.adapter is None:
+        missing = missing_packages(spec)
+        needs = f"its packages ({', '.join(missing)} missing) and " if missing else ""
+        return (f"{spec.display} ({spec.hub_id}) runs its own remote code; it needs {needs}the hub checkpoint, "
+                "and has no letter-scoring adapter in xmd_core yet. It is registered so that Table 1 lists it.")
+    if profile.models.kind == "tiny" and not spec.tiny:
+        return f"{spec.display} has no tiny checkpoint; it runs in the full profile only"
+    return ""
+
+
 def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None, adapter_dir: str | Path | None = None) -> Adapter:
     """Load a registered model and wrap it in its adapter.
 
@@ -77,15 +89,9 @@ def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None
     import transformers
 
     spec = get_spec(name)
-    if spec.adapter is None:
-        missing = missing_packages(spec)
-        needs = f"its packages ({', '.join(missing)} missing) and " if missing else ""
-        raise ModelUnavailable(
-            f"{spec.display} ({spec.hub_id}) runs its own remote code; it needs {needs}the hub checkpoint, "
-            "and has no letter-scoring adapter in xmd_core yet. It is registered so that Table 1 lists it."
-        )
-    if profile.models.kind == "tiny" and not spec.tiny:
-        raise ModelUnavailable(f"{spec.display} has no tiny checkpoint; it runs in the full profile only")
+    reason = unavailable_reason(spec, profile)
+    if reason:
+        raise ModelUnavailable(reason)
     where = str(checkpoint or checkpoint_path(name, profile))
     if profile.models.kind == "tiny" and not Path(where).is_dir():
         raise ModelUnavailable(f"no checkpoint for {name!r} at {where}: build the tiny experts first (xmd experts --profile {profile.name})")
