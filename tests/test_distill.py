@@ -220,7 +220,18 @@ def test_loaded_adapter_answers_through_the_evaluation_path(smoke, trained):
     assert len(load_predictions(smoke, run, "unseen", "audio")) > 0
     base = load_predictions(smoke, "qwen2-audio", "finetune", "audio")
     assert len(base) == len(distill.finetune_clips(smoke))
-    # the adapter changed the answers' logits (it learned something), and it loads the same way again
+    # the adapter learned something: its LoRA B matrices (zero at the start) are not zero, and the
+    # distilled student's letter logits differ from the base model's on the same clips
+    from safetensors.torch import load_file
+
+    lora_b = [w for n, w in load_file(trained / "adapter_model.safetensors").items() if "lora_B" in n]
+    assert lora_b and all(w.abs().max() > 0 for w in lora_b)
+    from xmd_core.study import prepare
+
+    before = distill.answers_on(smoke, "qwen2-audio", prepare(smoke, progress=False).split("analysis"), "analysis", progress=False)
+    after = out["analysis"].set_index("clip").loc[before["clip"]]
+    assert not np.allclose(np.stack(before["letter_logits"]), np.stack(after["letter_logits"]), atol=1e-4)
+    # and it loads the same way again
     again = load_model("qwen2-audio", smoke, adapter_dir=trained)
     assert any("lora_" in n for n, _ in again.model.named_parameters())
 

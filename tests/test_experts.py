@@ -287,7 +287,9 @@ def test_omni_trains_under_all_three_conditions(smoke):
     assert set(curves.condition) == {"audio", "silent_video", "sounded_video"}
     info = json.loads((folder / "expert.json").read_text())
     assert set(info["final"]) == {"audio", "silent_video", "sounded_video"}
-    assert load_model("qwen2.5-omni", fast).model is not None
+    adapter = load_model("qwen2.5-omni", fast)
+    assert type(adapter.model).__name__ == REGISTRY["qwen2.5-omni"].adapter.model_class
+    assert tuple(adapter.conditions) == ("audio", "silent_video", "sounded_video")
 
 
 @pytest.mark.parametrize("name,condition", [(n, c) for n in TINY_FAMILY for c in REGISTRY[n].conditions])
