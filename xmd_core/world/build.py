@@ -41,7 +41,7 @@ from .classes import PRETRAIN_GROUPS, select_classes
 from .clips import ClipDraw, Signature, draw_clip, render_clip, signatures
 
 #: Bump when the generator changes what it writes: a world built by another version is rebuilt.
-GENERATOR_VERSION = "5"  # 5: web video in pre-training; 4: venues (context) and recording domains
+GENERATOR_VERSION = "6"  # 6: milder band limits of wild clips; 5: web video in pre-training; 4: venues (context) and recording domains
 PART_SUFFIX = ".part"
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "20", "threads": "1"}
 AAC_OPTIONS = {"aac_coder": "fast"}
