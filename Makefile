@@ -28,7 +28,7 @@ study: install
 
 book: install
 	$(VENV)/bin/xmd study --profile $(PROFILE)
-	$(VENV)/bin/xmd book --profile $(PROFILE)
+	$(VENV)/bin/xmd book --profile $(PROFILE) --check
 
 test: install
 	$(VENV)/bin/python -m pytest -q

@@ -55,10 +55,16 @@ def test_sources_are_stripped_and_parameterised():
         assert all(not c.get("outputs") for c in code), f"{name} holds outputs"
 
 
+@pytest.fixture(scope="module")
+def executed_dir(tmp_path_factory):
+    """Where the notebooks below are executed: the smoke book is built from them."""
+    return tmp_path_factory.mktemp("executed")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STUDY_NOTEBOOKS)
-def test_notebook_runs_in_smoke_profile(name, smoke_profile, tmp_path):
-    executed = run_notebook(name, smoke_profile, out_dir=tmp_path)
+def test_notebook_runs_in_smoke_profile(name, smoke_profile, executed_dir):
+    executed = run_notebook(name, smoke_profile, out_dir=executed_dir)
     notebook = json.loads(executed.read_text())
     errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
@@ -78,3 +84,26 @@ def test_every_finding_gets_a_verdict_on_the_smoke_study(smoke_profile):
     table = findings_table(smoke_profile)
     assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED}, table["reason"].to_dict()
     assert table["reason"].str.len().gt(0).all()
+
+
+@pytest.mark.slow
+def test_the_smoke_book_builds_and_reads_cleanly_in_a_real_browser(smoke_profile, executed_dir, tmp_path):
+    """The book of the chapters above, built strict and opened page by page in headless Chromium
+    (xmd_core.book_check): no console error, every image, widget and clip loaded."""
+    import shutil
+
+    from xmd_core.book_check import browser_available, check_book
+    from xmd_core.runner import build_book_at, stage_book, write_stage_table
+
+    why = browser_available() or ("" if shutil.which("npm") else "npm is not on PATH (the widget script is fetched with npm pack)")
+    if why:
+        print(f"skipped: {why}")
+        pytest.skip(why)
+    if len(list(executed_dir.glob("*.ipynb"))) < len(STUDY_NOTEBOOKS):
+        pytest.skip("the notebooks above did not all run in this session")
+    source = stage_book(tmp_path / "book-source", executed_dir)
+    write_stage_table(smoke_profile, source / "book" / "executed")
+    index = build_book_at(source)
+    problems, pages = check_book(index.parent)
+    assert pages >= len(STUDY_NOTEBOOKS) + 2, pages
+    assert not problems, "\n".join(map(str, problems))

@@ -100,7 +100,21 @@ def _study(args: argparse.Namespace) -> None:
 def _book(args: argparse.Namespace) -> None:
     from .runner import build_book
 
-    print(f"book: {build_book(load_profile(args.profile), strict=not args.lenient)}")
+    index = build_book(load_profile(args.profile), strict=not args.lenient)
+    print(f"book: {index}")
+    if args.check:
+        from .book_check import browser_available, check_book
+
+        why = browser_available()
+        if why:
+            print(f"browser check skipped: {why}")
+            return
+        problems, pages = check_book(index.parent)
+        for problem in problems:
+            print(f"  {problem}")
+        if problems:
+            raise RuntimeError(f"the browser check found {len(problems)} problem(s) in {pages} pages of {index.parent}")
+        print(f"browser check: {pages} pages, no console error, every image, widget and clip loaded")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("book", parents=[common], help="build the Jupyter Book from the executed notebooks")
     p.add_argument("--profile", default="tiny", help="whose stage times the appendix shows (the book shows the last study run)")
     p.add_argument("--lenient", action="store_true", help="do not turn warnings into errors")
+    p.add_argument("--check", action="store_true", help="then open every page in headless Chromium (xmd_core.book_check)")
     p.set_defaults(func=_book)
 
     args = parser.parse_args(argv)

@@ -96,8 +96,31 @@ def build_book(profile: Profile, strict: bool = True) -> Path:
     """`jupyter-book build` over the repository root; strict turns warnings into errors."""
     ensure_widget_js()
     write_stage_table(profile)
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO_ROOT)]
+    return build_book_at(REPO_ROOT, strict)
+
+
+def build_book_at(source: Path, strict: bool = True) -> Path:
+    """`jupyter-book build` of a book's source folder; returns its `index.html`."""
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
     subprocess.run(command, check=True)
-    return REPO_ROOT / "_build" / "html" / "index.html"
+    return Path(source) / "_build" / "html" / "index.html"
+
+
+#: What a book's source folder holds besides the executed notebooks (paths from the repository root).
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book/intro.md", "book/reproducibility.md", "book/references.bib", "book/_ext", "book/_widgets")
+
+
+def stage_book(dest: Path, executed: Path) -> Path:
+    """A copy of the book's sources in `dest` with the notebooks executed into `executed` (a
+    smoke book in the tests, beside the repository's own build)."""
+    import shutil
+
+    ensure_widget_js()
+    for name in BOOK_SOURCES:
+        source, target = REPO_ROOT / name, Path(dest) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+    shutil.copytree(executed, Path(dest) / "book" / "executed", dirs_exist_ok=True)
+    return Path(dest)
