@@ -39,7 +39,7 @@ from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
 from .run_plan import check_run_name, question_digests, shards_to_redo, unreadable
 from .workers import die_with_parent
-from .vocabulary import run_for
+from .vocabulary import MODES, run_for
 
 PREDICTION_COLUMNS = [
     "clip", "label", "condition", "options", "answer", "letter_logits", "predicted", "correct", "seconds", "error",
@@ -247,8 +247,8 @@ def evaluate(
     `run` names the output folder (default: the model's registry name); `mode` is "letters"
     (letter scoring) or "generate" (greedy generation, then a parsed letter).
     """
-    if mode not in ("letters", "generate"):
-        raise ValueError(f"mode must be 'letters' or 'generate' (got {mode!r})")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
     adapter.check_condition(condition)
     if clips.empty:  # refused before anything is written: no record is left "running"
         raise ValueError(f"no clips to evaluate in split {split!r} ({condition}) for run {run or adapter.name!r}: the split is empty in this profile")

@@ -22,11 +22,6 @@ STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_
                    "06_findings")  # last: it reads the other chapters' results (e.g. 02's trials)
 
 
-def profile_parameter(profile: Profile) -> str:
-    """The notebook's `profile` parameter (`config.profile_argument`)."""
-    return profile_argument(profile)
-
-
 def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:
     """Execute `notebooks/<name>.ipynb` with the profile injected; returns the executed copy."""
     source = NOTEBOOKS_DIR / f"{name}.ipynb"
@@ -37,7 +32,7 @@ def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **pa
     papermill.execute_notebook(
         str(source),
         str(target),
-        parameters={"profile": profile_parameter(profile), **parameters},
+        parameters={"profile": profile_argument(profile), **parameters},
         cwd=str(out_dir),
         kernel_name="python3",
         progress_bar=False,
