@@ -394,6 +394,12 @@ def model_answers(
     return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
 
 
+def status_row(model: str, split: str, condition: str, record: dict) -> dict:
+    """One row of the evaluation table: a run record's status, accuracy, errors and timings."""
+    return {"model": model, "split": split, "condition": condition, "status": record["status"],
+            "accuracy": record["accuracy"], "errors": record["errors"], **record["timings"]}
+
+
 def evaluate_models(
     profile: Profile,
     names: tuple[str, ...] | None = None,
@@ -435,8 +441,6 @@ def evaluate_models(
                     clips = clips.head(profile.models.generate_clips)
                 run = run_for(name, mode)
                 evaluate(adapter, profile, clips, condition, split, run=run, mode=mode, progress=progress)
-                record = load_record(profile, run, split, condition)
-                rows.append({"model": name, "split": split, "condition": condition, "status": record["status"],
-                             "accuracy": record["accuracy"], "errors": record["errors"], **record["timings"]})
+                rows.append(status_row(name, split, condition, load_record(profile, run, split, condition)))
         del adapter
     return pd.DataFrame(rows)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Profile, profile_argument
-from .evaluate import run_dir
+from .evaluate import run_dir, status_row
 from .study import StudyInputs
 from .vocabulary import ABLATION_DIRECTION, DEFAULT_RECIPE, DIRECTIONS, RECIPE_NAMES, run_for
 
@@ -88,8 +88,7 @@ def evaluation_status(profile: Profile, splits: tuple[str, ...] = ("analysis", "
                 if record["plan"].get("model") != weights:
                     raise MissingResult(run_dir(profile, run_for(name, mode), split, condition), f"`{study_command(profile)}`",
                                         "answers of other weights than the current checkpoint's")
-                rows.append({"model": name, "split": split, "condition": condition, "status": record["status"],
-                             "accuracy": record["accuracy"], "errors": record["errors"], **record["timings"]})
+                rows.append(status_row(name, split, condition, record))
     return pd.DataFrame(rows)
 
 
