@@ -6,7 +6,10 @@ For each HTML page of the build (Sphinx's search and index pages aside) it asser
 - every image loaded (`naturalWidth > 0`);
 - every widget view rendered by the bundled widget manager (each view's script tag has a
   rendered widget next to it);
-- every `<audio>` / `<video>` element has a finite duration once its metadata is read.
+- every `<audio>` / `<video>` element has a finite duration once its metadata is read;
+- every selector of the exploration chapter (a Dropdown linked on the client side to a Stack of
+  panels, `xmd_core.explore_widgets`) switches the panel shown when another option is chosen,
+  and a class selector then shows the chosen class's panel.
 
 The browser is the system's (Debian's `chromium` and `chromium-driver`), driven by Selenium;
 nothing downloads a browser of its own. :func:`browser_available` says why a check cannot run.
@@ -23,6 +26,9 @@ from pathlib import Path
 SKIPPED_PAGES = ("genindex.html", "search.html", "py-modindex.html")
 #: Seconds to wait for a page's widgets and media to settle.
 SETTLE_S = 10.0
+#: The exploration chapter's selectors and panels (`xmd_core.explore_widgets` adds these classes).
+SELECTOR_CSS = ".xmd-explore-selector select"
+PANEL_CSS = ".xmd-explore-panel"
 
 _STATE_JS = """
 const views = [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
@@ -92,7 +98,7 @@ def _settled(driver, deadline: float) -> dict:
     return state
 
 
-def check_page(driver, page: Path, root: Path) -> list[Problem]:
+def check_page(driver, page: Path, root: Path, screenshots: Path | None = None) -> list[Problem]:
     name = str(page.relative_to(root))
     driver.get(page.resolve().as_uri())
     state = _settled(driver, time.time() + SETTLE_S)
@@ -105,18 +111,55 @@ def check_page(driver, page: Path, root: Path) -> list[Problem]:
     for media in state["media"]:
         if media["ready"] < 1 or media["duration"] is None or not (media["duration"] < float("inf")):
             problems.append(Problem(name, f"media without a finite duration: {media['src']!r} (readyState {media['ready']})"))
+    return problems + check_selectors(driver, name, screenshots)
+
+
+def _shown_panel(driver, selector) -> tuple[str, str]:
+    """(the markup, the class label) of what the Stack after a selector shows now."""
+    stack = selector.find_element("xpath", "./ancestor::*[contains(@class, 'xmd-explore-selector')]/following-sibling::*[1]")
+    labels = [p.get_attribute("data-label") for p in stack.find_elements("css selector", PANEL_CSS) if p.is_displayed()]
+    return stack.get_attribute("innerHTML"), (labels[0] if labels else "")
+
+
+def check_selectors(driver, name: str, screenshots: Path | None = None) -> list[Problem]:
+    """Choose each selector's last option: the panel shown must change (and, for a class
+    selector, be the chosen class's). With `screenshots`, the page before and after is saved."""
+    from selenium.webdriver.support.ui import Select
+
+    problems = []
+    for k, element in enumerate(driver.find_elements("css selector", SELECTOR_CSS)):
+        choice = Select(element)
+        before, _ = _shown_panel(driver, element)
+        if screenshots:
+            driver.execute_script("arguments[0].scrollIntoView();", element)
+            driver.save_screenshot(str(screenshots / f"{Path(name).stem}-{k}-before.png"))
+        last = choice.options[-1].text
+        choice.select_by_index(len(choice.options) - 1)
+        deadline = time.time() + SETTLE_S
+        while (after := _shown_panel(driver, element))[0] == before and time.time() < deadline:
+            time.sleep(0.2)
+        if screenshots:
+            driver.save_screenshot(str(screenshots / f"{Path(name).stem}-{k}-after.png"))
+        if after[0] == before:
+            problems.append(Problem(name, f"selector {k} ({last!r} chosen) did not change the panel shown"))
+        elif after[1] and not last.startswith(after[1]):
+            problems.append(Problem(name, f"selector {k}: {last!r} chosen, the panel of {after[1]!r} shown"))
     return problems
 
 
-def check_book(html_dir: str | Path) -> tuple[list[Problem], int]:
-    """(problems, pages checked) of the build in `html_dir`."""
+def check_book(html_dir: str | Path, screenshots: str | Path | None = None) -> tuple[list[Problem], int]:
+    """(problems, pages checked) of the build in `html_dir`; with `screenshots` (a folder), each
+    selector's page is saved there before and after switching."""
     root = Path(html_dir)
     found = pages(root)
     if not found:
         return [Problem(str(root), "no HTML page: build the book first")], 0
     driver = _driver()
     try:
-        problems = [p for page in found for p in check_page(driver, page, root)]
+        if screenshots:
+            Path(screenshots).mkdir(parents=True, exist_ok=True)
+            driver.set_window_size(1280, 1400)
+        problems = [p for page in found for p in check_page(driver, page, root, Path(screenshots) if screenshots else None)]
     finally:
         driver.quit()
     return problems, len(found)

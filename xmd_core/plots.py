@@ -147,3 +147,31 @@ def venue_mixtures(weights: pd.DataFrame, groups: pd.Series) -> plt.Figure:
     ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+def accuracy_scatter(wide: pd.DataFrame, x: str, y: str, groups: pd.Series | None = None) -> plt.Figure:
+    """Class-wise accuracy (%) of two answerers (columns `x`, `y` of `wide`, indexed by class),
+    one dot per class coloured by its group, with the diagonal."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    colours = [GROUP_COLOURS.get(groups.get(label, ""), "#555555") for label in wide.index] if groups is not None else "#555555"
+    ax.scatter(wide[x], wide[y], c=colours, s=22, alpha=0.85)
+    ax.plot([0, 100], [0, 100], color="#999999", lw=0.8, ls="--")
+    ax.set(xlim=(-3, 103), ylim=(-3, 103), xlabel=f"{x} (%)", ylabel=f"{y} (%)")
+    ax.xaxis.label.set_size(7)
+    ax.yaxis.label.set_size(7)
+    if groups is not None:
+        for name in sorted(set(groups.reindex(wide.index).dropna())):
+            ax.scatter([], [], c=GROUP_COLOURS.get(name, "#555555"), s=22, label=name)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig: plt.Figure, dpi: int = 60) -> bytes:
+    """The figure as PNG bytes (closed afterwards)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()

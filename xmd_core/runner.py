@@ -19,7 +19,7 @@ EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 
 # In running order; each later issue adds its chapters here (the book orders them in _toc.yml).
 STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_switch", "04_distillation", "05_ablations",
-                   "06_findings")  # last: it reads the other chapters' results (e.g. 02's trials)
+                   "07_explore", "06_findings")  # findings last: it reads the other chapters' results (e.g. 02's trials)
 
 
 def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:
