@@ -32,6 +32,7 @@ def _fails(argv, capsys, status: int) -> str:
         (["experts", "--models", "kimi-audio"], ["no tiny version"]),
         (["experts", "--jobs", "0"], ["--jobs must be at least 1"]),
         (["index", "--profile", "no-such-profile"], ["no-such-profile"]),
+        (["book", "--screenshots", "shots"], ["--screenshots needs --check"]),
     ],
 )
 def test_usage_errors_exit_2_with_one_line_naming_the_value(argv, names, capsys):

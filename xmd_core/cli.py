@@ -109,7 +109,7 @@ def _book(args: argparse.Namespace) -> None:
         if why:
             print(f"browser check skipped: {why}")
             return
-        problems, pages = check_book(index.parent)
+        problems, pages = check_book(index.parent, screenshots=args.screenshots)
         for problem in problems:
             print(f"  {problem}")
         if problems:
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", default="tiny", help="whose stage times the appendix shows (the book shows the last study run)")
     p.add_argument("--lenient", action="store_true", help="do not turn warnings into errors")
     p.add_argument("--check", action="store_true", help="then open every page in headless Chromium (xmd_core.book_check)")
+    p.add_argument("--screenshots", metavar="DIR", help="with --check: save each explore selector's page before and after switching, as PNGs in DIR")
     p.set_defaults(func=_book)
 
     args = parser.parse_args(argv)

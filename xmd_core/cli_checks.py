@@ -79,7 +79,12 @@ def _world(args: argparse.Namespace) -> None:
     check_at_least_one(args.workers, "--workers")
 
 
-CHECKS = {"eval": _eval, "distill": _distill, "experts": _experts, "study": _study, "world": _world}
+def _book(args: argparse.Namespace) -> None:
+    if args.screenshots and not args.check:
+        raise UsageError("--screenshots needs --check: the screenshots are taken by the browser check")
+
+
+CHECKS = {"eval": _eval, "distill": _distill, "experts": _experts, "study": _study, "world": _world, "book": _book}
 
 
 def check_args(args: argparse.Namespace) -> None:
