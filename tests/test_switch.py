@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from xmd_core import switch
+from xmd_core import switch, switch_audio, switch_fit, switch_tagger
+from xmd_core.atomic import save_torch_atomically
 from xmd_core.cnn14 import Cnn14, load_pretrained_cnn14
 from xmd_core.config import PACKAGE_DATA, REPO_ROOT, ConfigError, load_profile, replace
 
@@ -176,9 +177,31 @@ def test_class_comparison_is_strict_and_labels_follow_the_class():
         switch.class_comparison(teacher, student.iloc[1:])
 
 
+def test_balanced_weights_give_each_label_half_of_the_loss():
+    target = torch.tensor([1, 1, 1, 0])
+    weights = switch_fit.label_weights(target)
+    assert weights.tolist() == pytest.approx([2.0, 2 / 3])
+    per_label = [float(weights[label] * (target == label).sum()) for label in (0, 1)]
+    assert per_label[0] == pytest.approx(per_label[1])
+    # the loss is the weighted mean of the clips' losses (a false "open" on the label-0 clip costs 3x)
+    logits = torch.tensor([[2.0], [0.5], [-1.0], [1.5]])
+    loss, hits = switch_fit.loss_and_hits("binary", logits, target, weights)
+    by_clip = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target.float(), reduction="none")
+    assert float(loss) == pytest.approx(float((by_clip * weights[target]).mean()))
+    assert float(loss) != pytest.approx(float(by_clip.mean()))
+    assert int(hits) == 2
+    # one label only: a constant weight, so the same minimiser as the plain loss
+    assert switch_fit.label_weights(torch.tensor([1, 1]))[1] == pytest.approx(0.5)
+
+
+def test_balanced_training_refuses_a_multiclass_target():
+    with pytest.raises(ValueError, match="binary"):
+        switch_fit.fit(Cnn14(classes_num=3, width=4), None, torch.tensor([0, 1, 2]), "tagger", 1, 2, 1e-3, 0.1, 0, balanced=True)
+
+
 def test_cosine_schedule_warms_up_then_decays_to_zero():
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    schedule = switch.make_schedule(optimizer, total_steps=100, warmup_fraction=0.1)
+    schedule = switch_fit.make_schedule(optimizer, total_steps=100, warmup_fraction=0.1)
     lrs = []
     for _ in range(100):
         lrs.append(schedule.get_last_lr()[0])
@@ -198,7 +221,7 @@ def test_a_clip_that_cannot_be_decoded_is_reported(tmp_path, capsys):
     real = PACKAGE_DATA / "vggsound" / "clips" / "MnEZwnRuQR8_000030.mp4"
     rows = pd.DataFrame({"clip": ["good", "gone"], "split": ["finetune", "analysis"], "label": ["x", "y"],
                          "path": [str(real), str(tmp_path / "gone.mp4")]})
-    kept, skipped = switch._decode(profile, rows, progress=False, desc="test clips")
+    kept, skipped = switch_audio.decode_clips(profile, rows, progress=False, desc="test clips")
     assert kept["clip"].tolist() == ["good"] and kept["samples"].iloc[0] == pytest.approx(160000, abs=2000)
     assert skipped["clip"].tolist() == ["gone"] and "not found" in skipped["reason"].iloc[0]
     assert "skipped 1 of 2 clip(s)" in capsys.readouterr().out
@@ -213,7 +236,7 @@ def test_a_killed_save_leaves_no_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", dies)
     with pytest.raises(KeyboardInterrupt):
-        switch._save_atomically({"model": {}}, target)
+        save_torch_atomically({"model": {}}, target)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -269,7 +292,7 @@ def test_train_switch_writes_every_table(smoke, trained):
 
     model = switch.load_switch(smoke)
     assert model.fc_audioset.out_features == 1 and model.config["width"] == smoke.switch.width
-    assert (switch.tagger_checkpoint(smoke)).is_file() and (switch.tagger_checkpoint(smoke).with_name("tagger.json")).is_file()
+    assert (switch_tagger.tagger_checkpoint(smoke)).is_file() and (switch_tagger.tagger_checkpoint(smoke).with_name("tagger.json")).is_file()
 
 
 @pytest.mark.slow
@@ -279,7 +302,7 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(switch, "fit", refuse)
-    monkeypatch.setattr(switch, "pretrain_tagger", refuse)
+    monkeypatch.setattr(switch_tagger, "pretrain_tagger", refuse)
     monkeypatch.setattr("xmd_core.evaluate.load_model_here", refuse)  # finished predictions are read, no model loaded
     assert switch.train_switch(smoke, progress=False) == trained
 
@@ -287,11 +310,11 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
 @pytest.mark.slow
 @smoke_training
 def test_changed_config_retrains_the_switch_but_not_the_tagger(smoke, trained):
-    tagger = switch.tagger_checkpoint(smoke)
+    tagger = switch_tagger.tagger_checkpoint(smoke)
     stamp = tagger.stat().st_mtime_ns
     before = switch.load_metrics(smoke)["key"]
     changed = replace(smoke, switch={"epochs": smoke.switch.epochs + 1})
-    assert switch.tagger_checkpoint(changed) == tagger
+    assert switch_tagger.tagger_checkpoint(changed) == tagger
     switch.train_switch(changed, progress=False)
     assert switch.load_metrics(changed)["key"] != before
     assert len(switch.load_history(changed)) == smoke.switch.epochs + 1
@@ -313,10 +336,10 @@ def test_the_other_direction_and_the_missing_results(smoke, trained):
 
 def test_the_switch_needs_a_starting_point(smoke, tmp_path):
     with pytest.raises(ConfigError, match="switch.pretrained.*tagger_epochs"):
-        switch.initial_model(replace(smoke, switch={"tagger_epochs": 0}), progress=False)
+        switch_tagger.initial_model(replace(smoke, switch={"tagger_epochs": 0}), progress=False)
     # a PANNs-format checkpoint of the profile's width is taken instead of the tagger
     path = _save(Cnn14(width=smoke.switch.width, classes_num=527).state_dict(), tmp_path / "panns.pth")
-    model, source = switch.initial_model(replace(smoke, switch={"pretrained": str(path), "tagger_epochs": 0}), progress=False)
+    model, source = switch_tagger.initial_model(replace(smoke, switch={"pretrained": str(path), "tagger_epochs": 0}), progress=False)
     assert source == {"source": "panns", "path": str(path)} and model.fc_audioset.out_features == 1
     with pytest.raises(ConfigError, match="width"):
-        switch.initial_model(replace(smoke, switch={"pretrained": str(path), "width": 8}), progress=False)
+        switch_tagger.initial_model(replace(smoke, switch={"pretrained": str(path), "width": 8}), progress=False)

@@ -191,6 +191,10 @@ class SwitchConfig:
     lr: float = 1e-4
     warmup_fraction: float = 0.1
     seed: int = 0
+    # weigh "teacher better" and "not better" clips equally in the loss (inverse label frequency);
+    # the paper's plain loss (False) leans toward the majority label, which opens the gate on
+    # classes where the student is better and teaches it the worse teacher's labels there
+    balanced: bool = False
 
     def validate(self, where: str) -> None:
         for name in ("width", "epochs", "batch_size"):

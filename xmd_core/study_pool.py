@@ -45,7 +45,7 @@ def model_work(name: str, profile: Profile) -> str:
 
 
 def tagger_work(profile: Profile) -> str:
-    from .switch import pretrain_tagger
+    from .switch_tagger import pretrain_tagger
 
     return str(pretrain_tagger(profile, progress=False, threads=1))
 
