@@ -199,6 +199,19 @@ def test_balanced_training_refuses_a_multiclass_target():
         switch_fit.fit(Cnn14(classes_num=3, width=4), None, torch.tensor([0, 1, 2]), "tagger", 1, 2, 1e-3, 0.1, 0, balanced=True)
 
 
+def test_open_share_is_counted_per_label_on_decided_clips_of_the_split():
+    decisions = pd.DataFrame({
+        "split": ["finetune"] * 5 + ["analysis"],
+        "label_teacher_better": [1, 1, 0, 0, 0, 0],
+        "open": [True, False, True, False, False, True],
+        "error": ["", "", "", "", "not found", ""],
+    })
+    assert switch.open_share_by_label(decisions) == (0.5, 0.5)  # the undecodable clip and the analysis clip are left out
+    only_better = decisions[decisions["label_teacher_better"] == 1]
+    better, others = switch.open_share_by_label(only_better)
+    assert better == 0.5 and np.isnan(others)
+
+
 def test_cosine_schedule_warms_up_then_decays_to_zero():
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     schedule = switch_fit.make_schedule(optimizer, total_steps=100, warmup_fraction=0.1)

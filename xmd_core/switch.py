@@ -301,6 +301,14 @@ def load_classes(profile: Profile, teacher: str = "qwen2-vl", student: str = "qw
     return _read(profile, teacher, student, "classes.parquet", pd.read_parquet)
 
 
+def open_share_by_label(decisions: pd.DataFrame, split: str = "finetune") -> tuple[float, float]:
+    """How often the switch opened on `split`'s clips of teacher-better classes, and on the
+    others' (NaN for a kind of class with no decided clip; skipped clips are not counted)."""
+    decided = decisions[(decisions["split"] == split) & (decisions["error"] == "")]
+    share = decided.groupby("label_teacher_better")["open"].mean()
+    return float(share.get(1, float("nan"))), float(share.get(0, float("nan")))
+
+
 def load_switch(profile: Profile, teacher: str = "qwen2-vl", student: str = "qwen2-audio") -> Cnn14:
     """The trained switch (eval mode): `model(waveform)["clipwise_output"][:, 0]` is p(teacher better)."""
     path = switch_checkpoint(profile, teacher, student)
@@ -319,6 +327,7 @@ __all__ = [
     "load_history",
     "load_metrics",
     "load_switch",
+    "open_share_by_label",
     "switch_checkpoint",
     "switch_dir",
     "switch_key",
