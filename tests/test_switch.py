@@ -7,6 +7,10 @@ import dataclasses
 import importlib
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -318,6 +322,40 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
     monkeypatch.setattr(switch_tagger, "pretrain_tagger", refuse)
     monkeypatch.setattr("xmd_core.evaluate.load_model_here", refuse)  # finished predictions are read, no model loaded
     assert switch.train_switch(smoke, progress=False) == trained
+
+
+@pytest.mark.slow
+@smoke_training
+def test_a_switch_killed_before_its_record_is_trained_again_to_the_same_decisions(smoke, trained):
+    """kill -9 at the worst moment (every table and the checkpoint written, the record not yet):
+    the folder is not taken as done, and training again gives the uninterrupted run's decisions."""
+    whole = switch.load_decisions(smoke)
+    (trained / "metrics.json").unlink()
+    script = textwrap.dedent(f"""
+        import dataclasses, os, signal
+        from pathlib import Path
+        from xmd_core import switch
+        from xmd_core.config import load_profile
+        profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=Path({str(smoke.artifacts_dir)!r}), results_dir=Path({str(smoke.results_dir)!r}))
+        write = switch.write_text_atomically
+        def dies_before_the_record(text, target):
+            if target.name == "metrics.json":
+                os.kill(os.getpid(), signal.SIGKILL)
+            write(text, target)
+        switch.write_text_atomically = dies_before_the_record
+        switch.train_switch(profile, "qwen2-vl", "qwen2-audio", progress=False)
+    """)
+    child = subprocess.run([sys.executable, "-c", script], timeout=600)
+    assert child.returncode == -signal.SIGKILL
+    assert (trained / "decisions.parquet").is_file() and not (trained / "metrics.json").exists()
+    with pytest.raises(FileNotFoundError):
+        switch.load_metrics(smoke)
+    left_by_the_killed_run = (trained / "decisions.parquet").stat().st_mtime_ns
+
+    assert switch.train_switch(smoke, "qwen2-vl", "qwen2-audio", progress=False) == trained
+    assert (trained / "decisions.parquet").stat().st_mtime_ns != left_by_the_killed_run, "the killed run's tables were trusted"
+    pd.testing.assert_frame_equal(switch.load_decisions(smoke), whole)
+    assert switch.load_metrics(smoke)["key"]
 
 
 @pytest.mark.slow
