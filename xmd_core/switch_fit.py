@@ -32,7 +32,7 @@ def label_weights(target: torch.Tensor) -> torch.Tensor:
 
 
 def loss_and_hits(kind: str, logits: torch.Tensor, target: torch.Tensor,
-                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if kind == "binary":
         logit = logits[:, 0]
         per_clip = None if weights is None else weights[target]
