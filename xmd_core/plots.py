@@ -167,7 +167,7 @@ def accuracy_scatter(wide: pd.DataFrame, x: str, y: str, groups: pd.Series | Non
     return fig
 
 
-def png_bytes(fig: plt.Figure, dpi: int = 60) -> bytes:
+def png_bytes(fig: plt.Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (closed afterwards)."""
     import io
 
