@@ -3,6 +3,11 @@ adapters saved, loaded and evaluated through the evaluation path."""
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -210,6 +215,53 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
 
     monkeypatch.setattr(peft, "get_peft_model", lambda *a, **k: pytest.fail("retrained"))
     assert distill.distill(smoke, "qwen2-vl", "qwen2-audio", progress=False) == trained
+
+
+def _lora_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_a_distillation_killed_before_its_rename_is_trained_again_to_the_same_adapter(smoke, trained, tmp_path):
+    """kill -9 after the adapter and its record are written to the partial folder, before the
+    rename: no adapter is taken as done, the next run removes the dead run's partial folder and
+    trains the uninterrupted run's adapter."""
+    out = tmp_path / "adapter"
+    script = textwrap.dedent(f"""
+        import dataclasses, os, signal
+        from pathlib import Path
+        from xmd_core import distill
+        from xmd_core.config import load_profile
+        profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=Path({str(smoke.artifacts_dir)!r}), results_dir=Path({str(smoke.results_dir)!r}))
+        rename = os.replace
+        def dies_before_the_rename(src, dst):
+            if ".partial-" in str(src):
+                os.kill(os.getpid(), signal.SIGKILL)
+            rename(src, dst)
+        os.replace = dies_before_the_rename
+        distill.distill(profile, "qwen2-vl", "qwen2-audio", progress=False, out=Path({str(out)!r}))
+    """)
+    child = subprocess.run([sys.executable, "-c", script], timeout=600)
+    assert child.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".adapter.partial-*"))
+    assert len(left) == 1 and (left[0] / "distill.json").is_file() and not out.exists()
+
+    again = distill.distill(smoke, "qwen2-vl", "qwen2-audio", progress=False, out=out)
+    assert again == out and not list(tmp_path.glob(".adapter.partial-*"))
+    expected, got = _lora_weights(trained), _lora_weights(out)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
+
+
+def test_a_live_runs_partial_folder_is_kept(tmp_path):
+    out = tmp_path / "adapter"
+    mine, dead = tmp_path / f".adapter.partial-{os.getpid()}", tmp_path / ".adapter.partial-999999999"
+    mine.mkdir()
+    dead.mkdir()
+    assert distill.remove_dead_partials(out) == [dead]
+    assert mine.is_dir() and not dead.exists()
 
 
 def test_loaded_adapter_answers_through_the_evaluation_path(smoke, trained):
