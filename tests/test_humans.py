@@ -465,3 +465,26 @@ def test_notebook_runs_on_trials_written_by_the_widget(tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)  # Figure 1
     # the notebook rebuilt the same design the participants answered
     pd.testing.assert_frame_equal(hd.load_design(hd.design_path(cfg)), design)
+
+
+def test_the_llms_class_accuracies_come_from_the_original_runs_only(monkeypatch):
+    """A distilled student's runs carry its model and condition; Figure 1 must not pool them."""
+    from xmd_core import analysis as llm_analysis
+    from xmd_core.humans import analysis as ha
+
+    runs = pd.DataFrame([
+        {"run": run, "model": model, "split": "analysis", "condition": condition, "mode": "letters"}
+        for run, model, condition in [("qwen2-audio", "qwen2-audio", "audio"), ("qwen2-audio@from-qwen2-vl", "qwen2-audio", "audio"),
+                                      ("qwen2-vl", "qwen2-vl", "silent_video"), ("qwen2.5-omni", "qwen2.5-omni", "sounded_video")]
+    ])
+    right_by_run = {"qwen2-audio": False, "qwen2-audio@from-qwen2-vl": True, "qwen2-vl": True, "qwen2.5-omni": True}
+
+    def collect(profile, chosen):
+        return pd.concat([pd.DataFrame({"label": ["cat", "dog"], "correct": [right_by_run[r.run]] * 2, "split": r.split,
+                                        "model": r.model, "condition": r.condition}) for r in chosen.itertuples()], ignore_index=True)
+
+    monkeypatch.setattr(llm_analysis, "finished_runs", lambda profile: runs)
+    monkeypatch.setattr(llm_analysis, "collect", collect)
+    wide = ha.llm_classwise(None)
+    assert (wide["audio"] == 0).all(), "the distilled student's right answers were pooled with the original's"
+    assert (wide["visual"] == 1).all()

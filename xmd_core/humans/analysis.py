@@ -73,11 +73,13 @@ def who(trials: pd.DataFrame) -> str:
 
 def llm_classwise(profile: Profile, split: str = "analysis") -> pd.DataFrame:
     """Class-wise accuracy of Qwen2-Audio (audio), Qwen2-VL (silent video) and Qwen2.5-Omni
-    (sounded video) on `split`, from the finished prediction runs of the analysis chapter."""
+    (sounded video) on `split`, from the original models' finished prediction runs (never a
+    distilled student's: its runs carry the same model and condition)."""
     runs = llm_analysis.finished_runs(profile)
     if runs.empty:
         raise FileNotFoundError(f"no finished prediction runs under {profile.results_dir / 'predictions'}: run the analysis chapter (01_analysis) first")
-    runs = runs[(runs["mode"] == "letters") & (runs["split"] == split)]
+    runs = llm_analysis.original_runs(runs, "letters")
+    runs = runs[runs["split"] == split]
     wanted = set(LLM_COLUMNS.values())
     have = set(zip(runs["model"], runs["condition"]))
     if not wanted <= have:
