@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from xmd_core import distill
+from xmd_core.atomic import remove_dead_partials
 from xmd_core.config import replace
 from xmd_core.distill import RECIPES, Targets, distillation_loss
 from xmd_core.evaluate import load_predictions
@@ -260,7 +261,7 @@ def test_a_live_runs_partial_folder_is_kept(tmp_path):
     mine, dead = tmp_path / f".adapter.partial-{os.getpid()}", tmp_path / ".adapter.partial-999999999"
     mine.mkdir()
     dead.mkdir()
-    assert distill.remove_dead_partials(out) == [dead]
+    assert remove_dead_partials(out) == [dead]
     assert mine.is_dir() and not dead.exists()
 
 

@@ -1,10 +1,12 @@
 """Files written so that a killed run leaves no half-written file under the final name: each is
 written to a temporary name beside its target and renamed into place (`os.replace` is atomic on
-one file system)."""
+one file system). A folder is built under `.<name>.partial-<pid>` and renamed the same way;
+`remove_dead_partials` clears those a killed process left behind."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,3 +31,25 @@ def write_text_atomically(text: str, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, target)
+
+
+def remove_dead_partials(out: Path) -> list[Path]:
+    """Remove the partial folders of `out` whose writing process is gone (a killed run leaves
+    `.<name>.partial-<pid>`); a live process's partial folder is kept. Returns those removed."""
+    removed = []
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.rpartition("-")[2]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

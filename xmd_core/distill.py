@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .atomic import remove_dead_partials
 from .config import Profile
 from .mcq import LETTERS
 from .models.adapters import last_position_logits
@@ -534,7 +535,7 @@ def distill(
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        remove_dead_partials(out)
+        remove_dead_partials(out)  # left by a killed run
         work = out.with_name(f".{out.name}.partial-{os.getpid()}")
         shutil.rmtree(work, ignore_errors=True)
         accelerator.unwrap_model(module).model.save_pretrained(work)
@@ -560,28 +561,6 @@ def distill(
         os.replace(work, out)
     accelerator.wait_for_everyone()
     return out
-
-
-def remove_dead_partials(out: Path) -> list[Path]:
-    """Remove the partial folders of `out` whose writing process is gone (a killed run leaves
-    `.<name>.partial-<pid>`); a live process's partial folder is kept. Returns those removed."""
-    removed = []
-    for partial in out.parent.glob(f".{out.name}.partial-*"):
-        pid = partial.name.rpartition("-")[2]
-        if not (pid.isdigit() and _alive(int(pid))):
-            shutil.rmtree(partial, ignore_errors=True)
-            removed.append(partial)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def load_info(folder: Path) -> dict:
