@@ -22,7 +22,8 @@ from xmd_core.evaluate import evaluate, load_record
 from xmd_core.media import MediaCache
 from xmd_core.models import REGISTRY, Sample, load_model
 from xmd_core.scoring import generate_answers, parse_letter, predicted_letters, score_letters
-from xmd_core.study import ensure_models, prepare
+from xmd_core.checkpoints import ensure_models
+from xmd_core.study import prepare
 
 
 def _samples(profile, rows, condition) -> list[Sample]:

@@ -30,7 +30,8 @@ import yaml
 from xmd_core.config import REPO_ROOT, load_profile
 from xmd_core.evaluate import evaluate, load_model_here, load_record, process_state
 from xmd_core.media import MediaCache
-from xmd_core.study import ensure_models, prepare
+from xmd_core.checkpoints import ensure_models
+from xmd_core.study import prepare
 
 MODEL, CONDITION, SPLIT = "qwen2-audio", "audio", "test"
 

@@ -25,7 +25,7 @@ class _SmokeStudy:
 
     def seed(self, root: Path) -> None:
         if self.artifacts is None:
-            from xmd_core.study import ensure_models
+            from xmd_core.checkpoints import ensure_models
 
             base = self.factory.mktemp("smoke-study")
             profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=base / "artifacts", results_dir=base / "results")

@@ -134,7 +134,7 @@ def test_micro_batches_make_the_effective_batch_across_processes():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, smoke_in):
     profile = smoke_in(tmp_path_factory.mktemp("distill"), seeded=True)
-    from xmd_core.study import ensure_models
+    from xmd_core.checkpoints import ensure_models
     from xmd_core.switch import train_switch
 
     ensure_models(profile, names=("qwen2-audio", "qwen2-vl"), progress=False)

@@ -147,12 +147,3 @@ def test_control_reading_says_not_run(tmp_path):
 
     assert "xmd study --profile no-such-profile" in control_reading("no-such-profile")
     assert "not run" in control_reading(str(tmp_path / "absent.yaml"))
-
-
-def test_the_share_of_the_gain_without_the_class_signal():
-    from xmd_core.transfer import gain_share_without_signal
-
-    own = "student's input (audible)"
-    by_signal = pd.DataFrame({own: ["carries the class itself", "only the venue and background"], "clips": [100, 300], "gain": [2.0, 6.0]})
-    assert gain_share_without_signal(by_signal) == pytest.approx(1800 / 2000)
-    assert np.isnan(gain_share_without_signal(by_signal.assign(gain=[-1.0, 0.0])))

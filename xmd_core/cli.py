@@ -36,7 +36,8 @@ def _index(args: argparse.Namespace) -> None:
 
 
 def _experts(args: argparse.Namespace) -> None:
-    from .study import ensure_models, ensure_world
+    from .checkpoints import ensure_models
+    from .study import ensure_world
 
     profile = load_profile(args.profile)
     ensure_world(profile)
@@ -45,8 +46,9 @@ def _experts(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     # Runs as it is under `accelerate launch` (README "Scaling out"): data parallel over shards.
+    from .checkpoints import ensure_models
     from .evaluate import SHARD_SIZE, evaluate, load_model_here, load_record, process_state
-    from .study import ensure_models, prepare
+    from .study import prepare
 
     profile = load_profile(args.profile)
     state = process_state()

@@ -311,7 +311,7 @@ def training_table(profile: Profile, teacher: str, student: str, recipe: Recipe,
     """One row per finetune clip: the question, the teacher's letter logits and answer, the
     student's own answer, the switch's decision. Clips either model could not answer are left
     out and counted in the returned report."""
-    from .study import ensure_models
+    from .checkpoints import ensure_models
 
     ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once
     clips = finetune_clips(profile)

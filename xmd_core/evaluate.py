@@ -413,7 +413,8 @@ def evaluate_models(
     cannot be loaded here (no tiny version, missing packages) are listed with the reason.
     """
     from .models.registry import ModelUnavailable, get_spec
-    from .study import ensure_models, prepare
+    from .checkpoints import ensure_models
+    from .study import prepare
 
     state = process_state()
     progress = progress and state.is_main_process

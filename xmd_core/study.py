@@ -35,18 +35,6 @@ def ensure_world(profile: Profile, progress: bool = True) -> None:
         build_world(profile, progress=progress)
 
 
-def ensure_models(profile: Profile, names: tuple[str, ...] | None = None, progress: bool = True, jobs: int | None = None) -> None:
-    """Make the profile's checkpoints loadable: the embedded profiles train their tiny experts
-    (cached by config hash; `jobs` at a time, default one per core); the full profile's hub
-    checkpoints load by id."""
-    if profile.models.kind == "tiny":
-        from .expert_pool import train_experts
-        from .models.registry import REGISTRY
-
-        wanted = [n for n in (names or profile.models.evaluate) if REGISTRY[n].tiny]
-        train_experts(profile, names=wanted, progress=progress, jobs=jobs)
-
-
 def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
     """Index, probe, split and question every clip of the profile; store the tables."""
     ensure_world(profile, progress=progress)

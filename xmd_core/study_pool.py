@@ -104,7 +104,8 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
     from .distill import run_distillation
     from .study_results import distillation_summary
     from .evaluate import evaluate_models
-    from .study import ensure_models, ensure_world
+    from .checkpoints import ensure_models
+    from .study import ensure_world
 
     side = runs_side_by_side(profile)
     with clock.stage("world"):

@@ -150,7 +150,8 @@ def analysis_predictions(profile: Profile, teacher: str, student: str, progress:
     model is loaded); otherwise the model is evaluated first."""
     from .evaluate import model_answers
     from .models.registry import get_spec
-    from .study import ensure_models, prepare
+    from .checkpoints import ensure_models
+    from .study import prepare
 
     clips = prepare(profile, progress=progress).split("analysis")
     ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once

@@ -199,31 +199,3 @@ def unseen_classes(profile: Profile, teacher: str, student: str, recipe: str = D
     wide[["before", "after", "teacher"]] *= 100
     wide["gain"] = wide["after"] - wide["before"]
     return overall, wide
-
-
-def gain_by_signal(profile: Profile, teacher: str, student: str, draws: pd.DataFrame, split: str = "test", recipe: str = DEFAULT_RECIPE, seed: int = 0) -> pd.DataFrame:
-    """Embedded world only: the gain split by whether the clip's class is one the teacher wins
-    and by whether the student's own modality carries the class itself on this clip (`draws`:
-    the world's clip table with `audible` and `visible`). Where it does not, the student's input
-    holds only the clip's venue (and background): a student can learn the teacher's answer there
-    only from the venue's association with the class (none in the control world)."""
-    own = {"audio": "audible", "silent_video": "visible"}[own_condition(student)]
-    better = teacher_better_classes(profile, teacher, student)
-    before, after = answers(profile, student, split), answers(profile, student, split, teacher, recipe)
-    carries = before[["clip", "label"]].merge(draws[["clip", own]], on="clip", validate="one_to_one")
-    rows = []
-    for (wins, has_signal), part in carries.groupby([carries["label"].map(better).fillna(False).astype(bool), carries[own].astype(bool)]):
-        chosen = set(part["clip"])
-        gain = paired_gain(before[before["clip"].isin(chosen)], after[after["clip"].isin(chosen)], seed)
-        rows.append({"classes": "teacher better" if wins else "student as good or better",
-                     f"student's input ({own})": "carries the class itself" if has_signal else "only the venue and background", **gain})
-    return pd.DataFrame(rows)
-
-
-def gain_share_without_signal(by_signal: pd.DataFrame) -> float:
-    """Of the net answers gained (clips x points), the share gained on clips whose class the
-    student's input does not carry (`gain_by_signal`'s rows); NaN when nothing was gained."""
-    own = [c for c in by_signal.columns if c.startswith("student's input")][0]
-    gained = by_signal["clips"] * by_signal["gain"]
-    total = gained.sum()
-    return float(gained[by_signal[own] != "carries the class itself"].sum() / total) if total > 0 else float("nan")
