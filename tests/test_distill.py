@@ -232,15 +232,12 @@ def test_a_distillation_killed_before_its_rename_is_trained_again_to_the_same_ad
     script = textwrap.dedent(f"""
         import dataclasses, os, signal
         from pathlib import Path
-        from xmd_core import distill
+        from xmd_core import distill, store
         from xmd_core.config import load_profile
         profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=Path({str(smoke.artifacts_dir)!r}), results_dir=Path({str(smoke.results_dir)!r}))
-        rename = os.replace
-        def dies_before_the_rename(src, dst):
-            if ".partial-" in str(src):
-                os.kill(os.getpid(), signal.SIGKILL)
-            rename(src, dst)
-        os.replace = dies_before_the_rename
+        def dies_before_the_rename(work, target):
+            os.kill(os.getpid(), signal.SIGKILL)
+        store.replace_folder = dies_before_the_rename
         distill.distill(profile, "qwen2-vl", "qwen2-audio", progress=False, out=Path({str(out)!r}))
     """)
     child = subprocess.run([sys.executable, "-c", script], timeout=600)

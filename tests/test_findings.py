@@ -3,8 +3,6 @@ the table on a profile without results (every finding judged on the smoke study:
 
 import dataclasses
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from xmd_core import findings as fd

@@ -326,23 +326,22 @@ def test_second_call_returns_without_training(smoke, trained, monkeypatch):
 
 @pytest.mark.slow
 @smoke_training
-def test_a_switch_killed_before_its_record_is_trained_again_to_the_same_decisions(smoke, trained):
-    """kill -9 at the worst moment (every table and the checkpoint written, the record not yet):
-    the folder is not taken as done, and training again gives the uninterrupted run's decisions."""
+def test_a_switch_killed_before_its_rename_is_trained_again_to_the_same_decisions(smoke, trained):
+    """kill -9 at the worst moment (every table, the record and the checkpoint written, the
+    folder not yet renamed into place; the old folder's record removed first): the folder is not
+    taken as done, and training again removes the dead run's partial folder and gives the
+    uninterrupted run's decisions."""
     whole = switch.load_decisions(smoke)
     (trained / "metrics.json").unlink()
     script = textwrap.dedent(f"""
         import dataclasses, os, signal
         from pathlib import Path
-        from xmd_core import switch
+        from xmd_core import store, switch
         from xmd_core.config import load_profile
         profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=Path({str(smoke.artifacts_dir)!r}), results_dir=Path({str(smoke.results_dir)!r}))
-        write = switch.write_text_atomically
-        def dies_before_the_record(text, target):
-            if target.name == "metrics.json":
-                os.kill(os.getpid(), signal.SIGKILL)
-            write(text, target)
-        switch.write_text_atomically = dies_before_the_record
+        def dies_before_the_rename(work, target):
+            os.kill(os.getpid(), signal.SIGKILL)
+        store.replace_folder = dies_before_the_rename
         switch.train_switch(profile, "qwen2-vl", "qwen2-audio", progress=False)
     """)
     child = subprocess.run([sys.executable, "-c", script], timeout=600)
@@ -350,10 +349,13 @@ def test_a_switch_killed_before_its_record_is_trained_again_to_the_same_decision
     assert (trained / "decisions.parquet").is_file() and not (trained / "metrics.json").exists()
     with pytest.raises(FileNotFoundError):
         switch.load_metrics(smoke)
+    partial = list(trained.parent.glob(f".{trained.name}.partial-*"))
+    assert len(partial) == 1 and (partial[0] / "metrics.json").is_file()
     left_by_the_killed_run = (trained / "decisions.parquet").stat().st_mtime_ns
 
     assert switch.train_switch(smoke, "qwen2-vl", "qwen2-audio", progress=False) == trained
     assert (trained / "decisions.parquet").stat().st_mtime_ns != left_by_the_killed_run, "the killed run's tables were trusted"
+    assert not partial[0].exists(), "the killed run's partial folder was left behind"
     pd.testing.assert_frame_equal(switch.load_decisions(smoke), whole)
     assert switch.load_metrics(smoke)["key"]
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import remove_dead_partials
+from . import store
 from .config import Profile
 from .mcq import LETTERS
 from .models.adapters import last_position_logits
@@ -424,9 +423,12 @@ def _digest(table: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+#: The record of an adapter folder, written last (`store`).
+DISTILL_RECORD = "distill.json"
+
+
 def is_distilled(folder: Path, key: dict) -> bool:
-    info = folder / "distill.json"
-    return info.is_file() and json.loads(info.read_text()).get("key") == key
+    return store.finished(folder, DISTILL_RECORD, key)
 
 
 def distill(
@@ -535,30 +537,26 @@ def distill(
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        remove_dead_partials(out)  # left by a killed run
-        work = out.with_name(f".{out.name}.partial-{os.getpid()}")
-        shutil.rmtree(work, ignore_errors=True)
-        accelerator.unwrap_model(module).model.save_pretrained(work)
-        pd.DataFrame(history).to_csv(work / "history.csv", index=False)
-        info = {
-            "key": key,
-            "teacher": teacher,
-            "student": student,
-            "recipe": asdict(rec),
-            "condition": condition,
-            "config": asdict(cfg),
-            "processes": processes,
-            "gradient_accumulation": gradient_accumulation(profile, processes),
-            "optimizer_steps": steps,
-            "training_set": report,
-            "tower_cache": None if cache is None else {"folder": str(cache.folder), "computed_here": computed},
-            "seconds": {"total": round(time.perf_counter() - started, 2), "tower_cache_fill": round(fill_seconds, 2), "training": round(train_seconds, 2)},
-            "steps_per_second": round(steps / train_seconds, 2) if train_seconds > 0 else None,
-        }
-        (work / "distill.json").write_text(json.dumps(info, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
+
+        def save(work: Path) -> dict:
+            accelerator.unwrap_model(module).model.save_pretrained(work)
+            pd.DataFrame(history).to_csv(work / "history.csv", index=False)
+            return {
+                "teacher": teacher,
+                "student": student,
+                "recipe": asdict(rec),
+                "condition": condition,
+                "config": asdict(cfg),
+                "processes": processes,
+                "gradient_accumulation": gradient_accumulation(profile, processes),
+                "optimizer_steps": steps,
+                "training_set": report,
+                "tower_cache": None if cache is None else {"folder": str(cache.folder), "computed_here": computed},
+                "seconds": {"total": round(time.perf_counter() - started, 2), "tower_cache_fill": round(fill_seconds, 2), "training": round(train_seconds, 2)},
+                "steps_per_second": round(steps / train_seconds, 2) if train_seconds > 0 else None,
+            }
+
+        store.publish(out, DISTILL_RECORD, key, save)
     accelerator.wait_for_everyone()
     return out
 

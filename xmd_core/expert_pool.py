@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Profile
-from .experts import _hash_if_world, is_trained, train_expert
+from .experts import current_key, is_trained, train_expert
 from .models.registry import TINY_FAMILY, checkpoint_path
 from .workers import Task, run_tasks, worker_slot
 
@@ -35,7 +35,7 @@ def experts_to_train(profile: Profile, names: list[str]) -> list[str]:
     unknown = [n for n in names if n not in TINY_FAMILY]
     if unknown:
         raise ValueError(f"no tiny expert for {', '.join(map(repr, unknown))}; tiny models: {', '.join(TINY_FAMILY)}")
-    todo = [n for n in names if not is_trained(checkpoint_path(n, profile), _hash_if_world(n, profile))]
+    todo = [n for n in names if not is_trained(checkpoint_path(n, profile), current_key(n, profile))]
     return slowest_first(todo)
 
 

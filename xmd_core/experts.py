@@ -63,8 +63,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 import warnings
 from contextlib import contextmanager
@@ -97,7 +95,7 @@ from .expert_recipe import (  # noqa: F401  (re-exported: the recipe's pieces ar
 )
 from .expert_context import KNOWLEDGE_WEIGHT, TARGET_COLUMN, VENUE_WEIGHT, VenueHeads, knowledge_targets, venue_indices
 from .expert_data import Batch, Encoded, ExpertData, QuestionSampler, append_token, collate, encode, for_model, informative, pretraining_domains, load_expert_data, load_media, split_batch  # noqa: F401 (re-exported)
-from .locks import exclusive
+from . import store
 from .supervised_attention import use_row_attention
 
 #: Bump when a change here changes the trained experts: every expert is then rebuilt.
@@ -186,15 +184,13 @@ def key_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def is_trained(folder: str | Path, expected_hash: str) -> bool:
-    info = Path(folder) / "expert.json"
-    if not info.is_file():
-        return False
-    try:
-        stored = json.loads(info.read_text())
-    except json.JSONDecodeError:
-        return False
-    return stored.get("hash") == expected_hash and stored.get("status") in ("trained", "plateau")
+#: The record of a checkpoint folder, written last (`store`).
+EXPERT_RECORD = "expert.json"
+
+
+def is_trained(folder: str | Path, key: dict) -> bool:
+    """Whether `folder` holds an expert trained under `key` (`expert_key`)."""
+    return store.finished(Path(folder), EXPERT_RECORD, key)
 
 
 class _MediaTokens:
@@ -580,31 +576,20 @@ def _train_expert(name: str, profile: Profile, progress: bool, data: ExpertData 
     if name not in TINY_FAMILY:
         raise ValueError(f"no tiny expert for {name!r}; tiny models: {', '.join(TINY_FAMILY)}")
     target = Path(checkpoint_path(name, profile))
-    if data is None and profile.data.source == "world":
-        from .study import ensure_world
+    key = current_key(name, profile)
 
-        ensure_world(profile, progress=progress)
-    key = expert_key(name, profile)
-    digest = key_hash(key)
-    if is_trained(target, digest):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(target, f"expert {target.name}", progress):
-        if is_trained(target, digest):  # another process trained it while this one waited
-            return target
-        return _train_locked(name, profile, progress, data, target, key, digest, bar_position)
+    def train_into(work: Path) -> dict:
+        return _train_into(work, name, profile, progress, data, key, bar_position)
+
+    return store.compute(target, EXPERT_RECORD, key, train_into, f"expert {target.name}", progress)
 
 
-def _train_locked(
-    name: str, profile: Profile, progress: bool, data: ExpertData | None, target: Path, key: dict, digest: str, bar_position: int | None
-) -> Path:
+def _train_into(work: Path, name: str, profile: Profile, progress: bool, data: ExpertData | None, key: dict, bar_position: int | None) -> dict:
+    """Train the expert into the (empty) folder `work`; returns its record's fields."""
     import transformers
 
     data = data if data is not None else load_expert_data(profile, progress=progress)
     started = time.perf_counter()
-    for stale in target.parent.glob(f".{target.name}.partial-*"):
-        shutil.rmtree(stale)  # left by a killed run (this process holds the lock)
-    work = target.parent / f".{target.name}.partial-{os.getpid()}"
     build_tiny_checkpoint(TINY_FAMILY[name], work, data.class_names, seed=profile.experts.seed)
     trainer = ExpertTrainer(name, profile, data, work, progress)
     trainer.bar_position = bar_position
@@ -623,9 +608,8 @@ def _train_locked(
             RuntimeWarning,
             stacklevel=2,
         )
-    info = {
-        "hash": digest,
-        "key": key,
+    return {
+        "hash": key_hash(key),
         "status": "trained" if escaped else "plateau",
         "name": name,
         "family": TINY_FAMILY[name],
@@ -643,9 +627,6 @@ def _train_locked(
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    (work / "expert.json").write_text(json.dumps(info, indent=1))
-    _replace_folder(work, target)
-    return target
 
 
 def train_experts(
@@ -656,18 +637,19 @@ def train_experts(
     data = None
     out = {}
     for name in names:
-        if data is None and not is_trained(checkpoint_path(name, profile), _hash_if_world(name, profile)):
+        if data is None and not is_trained(checkpoint_path(name, profile), current_key(name, profile)):
             data = load_expert_data(profile, progress=progress)
         out[name] = train_expert(name, profile, progress=progress, data=data, threads=threads)
     return out
 
 
-def _hash_if_world(name: str, profile: Profile) -> str:
+def current_key(name: str, profile: Profile) -> dict:
+    """The expert's key now (building the embedded world first, whose manifest is part of it)."""
     if profile.data.source == "world":
         from .study import ensure_world
 
         ensure_world(profile, progress=False)
-    return key_hash(expert_key(name, profile))
+    return expert_key(name, profile)
 
 
 def read_curves(name: str, profile: Profile) -> pd.DataFrame:
@@ -677,17 +659,6 @@ def read_curves(name: str, profile: Profile) -> pd.DataFrame:
 
 def read_expert_info(name: str, profile: Profile) -> dict:
     return json.loads((Path(checkpoint_path(name, profile)) / "expert.json").read_text())
-
-
-def _replace_folder(work: Path, target: Path) -> None:
-    """Move the finished `work` folder to `target`, replacing an older one."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        target.rename(old)
-    work.rename(target)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 __all__ = [

@@ -12,8 +12,8 @@ The starting point (PANNs' checkpoint, or a tagger pre-trained on the embedded w
 
 Outputs of `train_switch(profile, teacher, student)`, under `results/<profile>/switch/<teacher>-to-<student>/`:
 `classes.parquet` (the class comparison), `history.csv` (one row per epoch), `decisions.parquet`
-(one row per analysis and finetune clip) and `metrics.json` (written last: it marks the run as
-done and holds its key); the weights go to `artifacts/<profile>/switch/<teacher>-to-<student>/switch.pt`.
+(one row per analysis and finetune clip) and `metrics.json` (its record, with its key: the folder
+is written by `store.publish`, so a killed run leaves no folder that looks finished); the weights go to `artifacts/<profile>/switch/<teacher>-to-<student>/switch.pt`.
 
 A decision's `open` is True where the switch predicts the teacher is better (p >= 0.5): the
 gate lets the teacher's supervision through. (The paper's wording calls this state "closed", as
@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import save_torch_atomically, write_text_atomically
+from . import store
+from .atomic import save_torch_atomically
 from .cnn14 import Cnn14
 from .config import Profile
 from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
@@ -135,13 +136,12 @@ def switch_key(profile: Profile, teacher: str, student: str, teacher_preds: pd.D
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: The switch's record, written last (`store`): its figures and key.
+METRICS = "metrics.json"
+
+
 def _done(out: Path, checkpoint: Path, key: str) -> bool:
-    metrics = out / "metrics.json"
-    if not metrics.is_file() or not checkpoint.is_file():
-        return False
-    if not all((out / name).is_file() for name in ("classes.parquet", "history.csv", "decisions.parquet")):
-        return False
-    return json.loads(metrics.read_text()).get("key") == key
+    return store.finished(out, METRICS, key) and checkpoint.is_file()
 
 
 def analysis_predictions(profile: Profile, teacher: str, student: str, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -258,11 +258,14 @@ def train_switch(
     }
     model.cpu()
     save_torch_atomically({"model": model.state_dict(), "config": model.config, "length": length, "key": key}, checkpoint)
-    out.mkdir(parents=True, exist_ok=True)
-    comparison.to_parquet(out / "classes.parquet", index=False)
-    pd.DataFrame(history, columns=HISTORY_COLUMNS).to_csv(out / "history.csv", index=False)
-    decisions.to_parquet(out / "decisions.parquet", index=False)
-    write_text_atomically(json.dumps(metrics, indent=1), out / "metrics.json")  # last: marks the run as done
+
+    def write_tables(work: Path) -> dict:
+        comparison.to_parquet(work / "classes.parquet", index=False)
+        pd.DataFrame(history, columns=HISTORY_COLUMNS).to_csv(work / "history.csv", index=False)
+        decisions.to_parquet(work / "decisions.parquet", index=False)
+        return metrics
+
+    store.publish(out, METRICS, key, write_tables)
     if progress:
         tqdm.write(f"switch {teacher}->{student}: val {metrics['val_accuracy']:.3f}, finetune {metrics['finetune_accuracy']:.3f} "
                    f"({metrics['classes_teacher_better']}/{metrics['classes_total']} classes teacher-better; {metrics['seconds']['total']} s)")
@@ -291,7 +294,7 @@ def load_decisions(profile: Profile, teacher: str = "qwen2-vl", student: str = "
 
 
 def load_metrics(profile: Profile, teacher: str = "qwen2-vl", student: str = "qwen2-audio") -> dict:
-    return _read(profile, teacher, student, "metrics.json", lambda p: json.loads(p.read_text()))
+    return _read(profile, teacher, student, METRICS, lambda p: json.loads(p.read_text()))
 
 
 def load_history(profile: Profile, teacher: str = "qwen2-vl", student: str = "qwen2-audio") -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import save_torch_atomically, write_text_atomically
+from . import store
 from .cnn14 import Cnn14, load_pretrained_cnn14
 from .config import REPO_ROOT, ConfigError, Profile
 from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
@@ -38,6 +38,10 @@ def tagger_key(profile: Profile) -> str:
         "version": TAGGER_VERSION,
     }
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+
+
+#: The tagger's record, written last (`store`).
+TAGGER_RECORD = "tagger.json"
 
 
 def tagger_checkpoint(profile: Profile) -> Path:
@@ -61,15 +65,24 @@ def holdout(rows: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
 
 def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None = 1, device: str | None = None) -> Path:
     """Pre-train the Cnn14 audio tagger of an embedded profile on its `pretrain` split (single
-    label, cross-entropy over the split's classes); returns the checkpoint, trained once per key."""
+    label, cross-entropy over the split's classes); returns the checkpoint, trained once per key
+    (its folder, named by the key, is a `store` step whose record is `tagger.json`)."""
+    if profile.switch.tagger_epochs <= 0:
+        raise ConfigError(f"{profile.name}: switch.tagger_epochs is 0, so there is no tagger to pre-train")
+    target = tagger_checkpoint(profile)
+
+    def train_into(work: Path) -> dict:
+        return _train_tagger(work / target.name, profile, progress, threads, device)
+
+    store.compute(target.parent, TAGGER_RECORD, tagger_key(profile), train_into, "switch tagger", progress)
+    return target
+
+
+def _train_tagger(target: Path, profile: Profile, progress: bool, threads: int | None, device: str | None) -> dict:
+    """Train the tagger and save it to `target`; returns its record's fields."""
     from .study import prepare
 
     cfg = profile.switch
-    if cfg.tagger_epochs <= 0:
-        raise ConfigError(f"{profile.name}: switch.tagger_epochs is 0, so there is no tagger to pre-train")
-    target = tagger_checkpoint(profile)
-    if target.is_file():
-        return target
     started = time.perf_counter()
     dev = pick_device(device)
     with torch_threads(threads):
@@ -104,11 +117,10 @@ def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None
         "version": TAGGER_VERSION,
     }
     model.cpu()
-    save_torch_atomically({"model": model.state_dict(), "config": model.config, "report": report, "history": history}, target)
-    write_text_atomically(json.dumps({**report, "history": history}, indent=1), target.with_name("tagger.json"))
+    torch.save({"model": model.state_dict(), "config": model.config, "report": report, "history": history}, target)
     if progress:
         tqdm.write(f"switch tagger: {len(classes)} classes, held-out accuracy {report['held_out_accuracy']:.3f} ({report['seconds']} s)")
-    return target
+    return {**report, "history": history}
 
 
 def load_tagger(path: str | Path) -> tuple[Cnn14, dict]:

@@ -1,0 +1,90 @@
+"""One way for a stage to keep its finished work and never trust a partial one.
+
+A step's result is a folder with a record (a JSON file named by the stage) that holds the
+step's `key`: everything that determines the result. The folder is computed into a partial
+sibling `.<name>.partial-<pid>`, the record written last, then renamed into place over any
+older folder. So:
+
+- a folder whose record holds the same key is finished and reused (`finished`);
+- a folder without a record, with another key, or with an unreadable record is recomputed;
+- a killed run leaves only its partial folder, which the next run removes
+  (`atomic.remove_dead_partials`), never a folder that looks finished.
+
+`compute` is the whole cycle under the folder's lock (experts, the switch's tagger and the switch);
+`publish` is its last half, for a stage whose computation runs in several processes and is saved
+by one (distillation). Evaluation and the world keep their own finer resumption (a shard or a
+clip at a time), recorded the same way: a plan or manifest with a key, checked before reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .atomic import remove_dead_partials, write_text_atomically
+from .locks import exclusive
+
+
+def _as_stored(key):
+    """The key as it reads back from JSON (tuples become lists), so that equal keys compare equal."""
+    return json.loads(json.dumps(key))
+
+
+def read_record(folder: Path, record: str) -> dict | None:
+    """The folder's record, or None when it is missing or unreadable (then it is recomputed)."""
+    path = Path(folder) / record
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def finished(folder: Path, record: str, key) -> bool:
+    """Whether `folder` holds a finished step of `key`."""
+    stored = read_record(folder, record)
+    return stored is not None and stored.get("key") == _as_stored(key)
+
+
+def replace_folder(work: Path, target: Path) -> None:
+    """Move the finished `work` folder to `target`, replacing an older one."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        target.rename(old)
+    work.rename(target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def publish(folder: Path, record: str, key, write: Callable[[Path], dict]) -> Path:
+    """Build `folder` anew: `write(work)` fills a fresh partial folder and returns the record's
+    fields; the record (with `key`) is written last, then the folder is renamed into place."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_partials(folder)
+    work = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        fields = write(work)
+        write_text_atomically(json.dumps({**fields, "key": key}, indent=1), work / record)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a failed step leaves the older folder as it was
+        raise
+    replace_folder(work, folder)
+    return folder
+
+
+def compute(folder: Path, record: str, key, write: Callable[[Path], dict], what: str, progress: bool = True) -> Path:
+    """The folder of a finished step of `key`: reused when there is one, else computed by
+    `write` (see `publish`) under the folder's lock, so two processes never compute it twice."""
+    folder = Path(folder)
+    if finished(folder, record, key):
+        return folder
+    with exclusive(folder, what, progress):
+        if finished(folder, record, key):  # another process computed it while this one waited
+            return folder
+        return publish(folder, record, key, write)
