@@ -174,7 +174,6 @@ def train_switch(
     (None: as is); `device` defaults to CUDA when available.
     """
     from .models.registry import get_spec
-    from .study import prepare
 
     if teacher == student:
         raise ValueError(f"teacher and student must differ (got {teacher!r} twice)")
@@ -186,78 +185,33 @@ def train_switch(
     if _done(out, checkpoint, key):
         return out
 
-    cfg = profile.switch
-    dev = pick_device(device)
     with torch_threads(threads):
-        inputs = prepare(profile, progress=progress)
         comparison = class_comparison(teacher_preds, student_preds)
-        analysis = inputs.split("analysis").assign(split="analysis")
-        finetune = inputs.split("finetune").assign(split="finetune")
-        clips = pd.concat([analysis, finetune], ignore_index=True)[["clip", "split", "switch_split", "label", "path"]]
-        clips["label_teacher_better"] = switch_labels(clips, comparison)
+        clips = _labelled_clips(profile, comparison, progress)
         good, skipped = decode_clips(profile, clips, progress, "decode analysis and finetune clips")
-
-        model, source = initial_model(profile, progress=progress, threads=threads, device=device)
-        model = model.to(dev)
-        length = fixed_length(good.loc[good["split"] == "analysis", "samples"].to_numpy(), profile.media.sample_rate)
-        is_train = ((good["split"] == "analysis") & (good["switch_split"] == "train")).to_numpy(dtype=bool, copy=True)
-        is_val = ((good["split"] == "analysis") & (good["switch_split"] == "val")).to_numpy(dtype=bool, copy=True)
-        if not is_train.any():
-            raise ValueError(f"{profile.name}: no decodable analysis clips with switch_split == 'train'")
-        paths = good["path"].astype(str).to_numpy()
-        y = torch.tensor(good["label_teacher_better"].to_numpy())
-        train = Features(model, profile, list(paths[is_train]), length, dev, progress, "switch features (train)")
-        val = Features(model, profile, list(paths[is_val]), length, dev, progress, "switch features (val)")
-        train_started = time.perf_counter()
-        history = fit(model, train, y[is_train], "binary", cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_fraction, cfg.seed,
-                      val=(val, y[is_val]), progress=progress, desc=f"switch {teacher}->{student}", balanced=cfg.balanced)
-        train_seconds = time.perf_counter() - train_started
-
-        predict_started = time.perf_counter()
-        everything = Features(model, profile, list(paths), length, dev, keep=False)  # streamed batch by batch
-        p = torch.sigmoid(predict_logits(model, everything, progress=progress, desc=f"switch {teacher}->{student}: decide")[:, 0]).numpy()
-        predict_seconds = time.perf_counter() - predict_started
-
-    good = good.assign(p_teacher_better=p.astype(np.float64), error="")
-    bad = clips[clips["clip"].isin(skipped["clip"])].assign(p_teacher_better=np.nan, error=lambda t: t["clip"].map(dict(zip(skipped["clip"], skipped["reason"]))))
-    decisions = pd.concat([good, bad], ignore_index=True)
-    decisions["open"] = decisions["p_teacher_better"] >= 0.5  # NaN (skipped) compares False
-    decisions["label_teacher_better"] = decisions["label_teacher_better"].astype(np.int64)
-    decisions = decisions.sort_values(["split", "clip"]).reset_index(drop=True)[DECISION_COLUMNS]
-
-    def accuracy(mask: pd.Series) -> float:
-        part = decisions[mask & (decisions["error"] == "")]
-        return float((part["open"].astype(int) == part["label_teacher_better"]).mean()) if len(part) else float("nan")
-
-    in_analysis = decisions["split"] == "analysis"
-    val_rows = decisions[in_analysis & (decisions["switch_split"] == "val")]
+        fitted = _fit_and_decide(profile, good, f"{teacher}->{student}", progress, threads, device)
+    decisions = _decisions(clips, good, skipped, fitted.pop("p_teacher_better"))
+    model, history = fitted.pop("model"), fitted.pop("history")
     metrics = {
         "teacher": teacher,
         "student": student,
         "teacher_condition": get_spec(teacher).conditions[0],
         "student_condition": get_spec(student).conditions[0],
-        "val_accuracy": accuracy(in_analysis & (decisions["switch_split"] == "val")),
-        "train_accuracy": accuracy(in_analysis & (decisions["switch_split"] == "train")),
-        "finetune_accuracy": accuracy(decisions["split"] == "finetune"),
-        "val_majority_accuracy": float(max(val_rows["label_teacher_better"].mean(), 1 - val_rows["label_teacher_better"].mean())) if len(val_rows) else float("nan"),
-        "finetune_open_fraction": float(decisions.loc[decisions["split"] == "finetune", "open"].mean()),
+        **_accuracies(decisions),
         "classes_teacher_better": int(comparison["teacher_better"].sum()),
         "classes_total": int(len(comparison)),
-        "clips": {"train": int(is_train.sum()), "val": int(is_val.sum()), "finetune": int((good["split"] == "finetune").sum())},
+        "clips": fitted.pop("clips"),
         "skipped": skip_report(skipped),
-        "init": source,
         "width": model.config["width"],
-        "samples_per_clip": length,
-        "seconds": {"train": round(train_seconds, 1), "predict": round(predict_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+        **fitted,
         "threads": torch.get_num_threads() if threads is None else threads,
-        "device": str(dev),
-        "config": asdict(cfg),
+        "config": asdict(profile.switch),
         "config_hash": profile.config_hash("switch", "world", "media", "data", "splits"),
         "key": key,
         "version": VERSION,
     }
-    model.cpu()
-    save_torch_atomically({"model": model.state_dict(), "config": model.config, "length": length, "key": key}, checkpoint)
+    metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    save_torch_atomically({"model": model.state_dict(), "config": model.config, "length": fitted["samples_per_clip"], "key": key}, checkpoint)
 
     def write_tables(work: Path) -> dict:
         comparison.to_parquet(work / "classes.parquet", index=False)
@@ -270,6 +224,86 @@ def train_switch(
         tqdm.write(f"switch {teacher}->{student}: val {metrics['val_accuracy']:.3f}, finetune {metrics['finetune_accuracy']:.3f} "
                    f"({metrics['classes_teacher_better']}/{metrics['classes_total']} classes teacher-better; {metrics['seconds']['total']} s)")
     return out
+
+
+def _labelled_clips(profile: Profile, comparison: pd.DataFrame, progress: bool) -> pd.DataFrame:
+    """The analysis and finetune clips, each with its class's switch label."""
+    from .study import prepare
+
+    inputs = prepare(profile, progress=progress)
+    analysis = inputs.split("analysis").assign(split="analysis")
+    finetune = inputs.split("finetune").assign(split="finetune")
+    clips = pd.concat([analysis, finetune], ignore_index=True)[["clip", "split", "switch_split", "label", "path"]]
+    clips["label_teacher_better"] = switch_labels(clips, comparison)
+    return clips
+
+
+def _fit_and_decide(profile: Profile, good: pd.DataFrame, direction: str, progress: bool, threads: int | None, device: str | None) -> dict:
+    """Train the switch on the analysis clips' train part (validated on its val part), then
+    decide every decodable clip: the model, its history, p(teacher better) per row of `good`,
+    and the run's figures for the record."""
+    cfg = profile.switch
+    dev = pick_device(device)
+    model, source = initial_model(profile, progress=progress, threads=threads, device=device)
+    model = model.to(dev)
+    length = fixed_length(good.loc[good["split"] == "analysis", "samples"].to_numpy(), profile.media.sample_rate)
+    is_train = ((good["split"] == "analysis") & (good["switch_split"] == "train")).to_numpy(dtype=bool, copy=True)
+    is_val = ((good["split"] == "analysis") & (good["switch_split"] == "val")).to_numpy(dtype=bool, copy=True)
+    if not is_train.any():
+        raise ValueError(f"{profile.name}: no decodable analysis clips with switch_split == 'train'")
+    paths = good["path"].astype(str).to_numpy()
+    y = torch.tensor(good["label_teacher_better"].to_numpy())
+    train = Features(model, profile, list(paths[is_train]), length, dev, progress, "switch features (train)")
+    val = Features(model, profile, list(paths[is_val]), length, dev, progress, "switch features (val)")
+    train_started = time.perf_counter()
+    history = fit(model, train, y[is_train], "binary", cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_fraction, cfg.seed,
+                  val=(val, y[is_val]), progress=progress, desc=f"switch {direction}", balanced=cfg.balanced)
+    train_seconds = time.perf_counter() - train_started
+    predict_started = time.perf_counter()
+    everything = Features(model, profile, list(paths), length, dev, keep=False)  # streamed batch by batch
+    p = torch.sigmoid(predict_logits(model, everything, progress=progress, desc=f"switch {direction}: decide")[:, 0]).numpy()
+    model.cpu()
+    return {
+        "model": model,
+        "history": history,
+        "p_teacher_better": p,
+        "clips": {"train": int(is_train.sum()), "val": int(is_val.sum()), "finetune": int((good["split"] == "finetune").sum())},
+        "init": source,
+        "samples_per_clip": length,
+        "seconds": {"train": round(train_seconds, 1), "predict": round(time.perf_counter() - predict_started, 1)},
+        "device": str(dev),
+    }
+
+
+def _decisions(clips: pd.DataFrame, good: pd.DataFrame, skipped: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    """One row per analysis and finetune clip: p(teacher better) and the gate (a clip that could
+    not be decoded: no p, closed, its reason in `error`)."""
+    good = good.assign(p_teacher_better=p.astype(np.float64), error="")
+    reasons = dict(zip(skipped["clip"], skipped["reason"]))
+    bad = clips[clips["clip"].isin(skipped["clip"])].assign(p_teacher_better=np.nan, error=lambda t: t["clip"].map(reasons))
+    decisions = pd.concat([good, bad], ignore_index=True)
+    decisions["open"] = decisions["p_teacher_better"] >= 0.5  # NaN (skipped) compares False
+    decisions["label_teacher_better"] = decisions["label_teacher_better"].astype(np.int64)
+    return decisions.sort_values(["split", "clip"]).reset_index(drop=True)[DECISION_COLUMNS]
+
+
+def _accuracies(decisions: pd.DataFrame) -> dict:
+    """The switch's accuracy on each part (decoded clips only), the validation majority baseline
+    and the share of finetune clips it opens."""
+
+    def accuracy(mask: pd.Series) -> float:
+        part = decisions[mask & (decisions["error"] == "")]
+        return float((part["open"].astype(int) == part["label_teacher_better"]).mean()) if len(part) else float("nan")
+
+    in_analysis = decisions["split"] == "analysis"
+    val_rows = decisions[in_analysis & (decisions["switch_split"] == "val")]
+    return {
+        "val_accuracy": accuracy(in_analysis & (decisions["switch_split"] == "val")),
+        "train_accuracy": accuracy(in_analysis & (decisions["switch_split"] == "train")),
+        "finetune_accuracy": accuracy(decisions["split"] == "finetune"),
+        "val_majority_accuracy": float(max(val_rows["label_teacher_better"].mean(), 1 - val_rows["label_teacher_better"].mean())) if len(val_rows) else float("nan"),
+        "finetune_open_fraction": float(decisions.loc[decisions["split"] == "finetune", "open"].mean()),
+    }
 
 
 def train_switches(profile: Profile, directions: tuple[tuple[str, str], ...] = DIRECTIONS,
