@@ -25,6 +25,7 @@ from .config import Profile
 from .distill import DEFAULT_RECIPE, own_condition
 from .transfer import answers, paired_gain, teacher_better_classes
 from .humans.panel import world_venue_weights
+from .mcq import LETTERS
 from .world.context import venue_only_accuracy
 
 CARRIED, NOT_CARRIED = "carries the class itself", "only the venue and background"
@@ -49,7 +50,7 @@ def gain_by_signal(profile: Profile, teacher: str, student: str, draws: pd.DataF
     for (wins, has_signal), part in clips.groupby([clips["label"].map(better).fillna(False).astype(bool), clips[own].astype(bool)]):
         chosen = set(part["clip"])
         gain = paired_gain(before[before["clip"].isin(chosen)], after[after["clip"].isin(chosen)], seed)
-        answer_index = [ord(letter) - ord("A") for letter in part["answer"]]
+        answer_index = [LETTERS.index(letter) for letter in part["answer"]]
         ceiling = venue_only_accuracy(part["options"], answer_index, part["venue"], mixtures)
         rows.append({"classes": "teacher better" if wins else "student as good or better",
                      f"student's input ({own})": CARRIED if has_signal else NOT_CARRIED, **gain, "venue only": 100 * ceiling})
