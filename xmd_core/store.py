@@ -10,9 +10,9 @@ older folder. So:
 - a killed run leaves only its partial folder, which the next run removes
   (`atomic.remove_dead_partials`), never a folder that looks finished.
 
-`compute` is the whole cycle under the folder's lock (experts, the switch's tagger and the switch);
-`publish` is its last half, for a stage whose computation runs in several processes and is saved
-by one (distillation). Evaluation and the world keep their own finer resumption (a shard or a
+`compute` is the whole cycle under the folder's lock (experts, the switch's tagger); `publish` is
+its last half, for a stage that computes before it knows it will save (distillation: several
+processes train, one saves; the switch: its checkpoint is saved beside, in the artifacts). Evaluation and the world keep their own finer resumption (a shard or a
 clip at a time), recorded the same way: a plan or manifest with a key, checked before reuse.
 """
 
