@@ -104,3 +104,23 @@ def test_missing_tiny_checkpoint_says_how_to_build_it(tmp_path):
     profile = dataclasses.replace(load_profile("smoke"), artifacts_dir=tmp_path)
     with pytest.raises(ModelUnavailable, match="xmd experts"):
         load_model("qwen2-vl", profile)
+
+
+@pytest.mark.parametrize("condition,audio,frames", [("audio", True, False), ("silent_video", False, True), ("sounded_video", True, True)])
+def test_a_sample_holds_the_media_its_condition_gives(condition, audio, frames):
+    from types import SimpleNamespace
+
+    from xmd_core.models.adapters import Sample
+
+    class Cache:  # stands in for media.MediaCache: says what was decoded, with which settings
+        def audio(self, path, sample_rate):
+            return ("audio", path, sample_rate)
+
+        def frames(self, path, fps, max_pixels):
+            return ("frames", path, fps, max_pixels)
+
+    media = SimpleNamespace(sample_rate=16000, fps=1.0, max_pixels=1024)
+    sample = Sample.decoded(Cache(), media, "c1", "Which?", "/clips/c1.mp4", condition)
+    assert (sample.clip, sample.prompt) == ("c1", "Which?")
+    assert sample.audio == (("audio", "/clips/c1.mp4", 16000) if audio else None)
+    assert sample.frames == (("frames", "/clips/c1.mp4", 1.0, 1024) if frames else None)

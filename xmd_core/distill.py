@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from . import store
 from .config import Profile
 from .mcq import LETTERS
-from .models.adapters import last_position_logits
+from .models.adapters import Sample, last_position_logits
 from .vocabulary import ABLATION_DIRECTION, DEFAULT_RECIPE, DIRECTIONS
 
 #: Bump when a change here changes the trained adapters: every adapter is then retrained.
@@ -491,7 +491,6 @@ def distill(
     media = None
     if cache is None:
         from .media import MediaCache
-        from .models.adapters import Sample
 
         media = MediaCache(profile.media_cache_dir)
 
@@ -500,15 +499,7 @@ def distill(
         if cache is not None:
             batch = {k: v.to(accelerator.device) for k, v in cache.load(part["clip"].tolist()).items()}
             return module(**batch)
-        samples = [
-            Sample(
-                r.clip,
-                r.prompt,
-                media.audio(r.path, profile.media.sample_rate) if condition in ("audio", "sounded_video") else None,
-                media.frames(r.path, profile.media.fps, profile.media.max_pixels) if condition != "audio" else None,
-            )
-            for r in part.itertuples()
-        ]
+        samples = [Sample.decoded(media, profile.media, r.clip, r.prompt, r.path, condition) for r in part.itertuples()]
         return module(**adapter.inputs(samples, condition))
 
     history = []

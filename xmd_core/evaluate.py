@@ -61,8 +61,7 @@ class ClipMedia(Dataset):
 
     def __init__(self, rows: pd.DataFrame, condition: str, profile: Profile):
         self.rows = rows.to_dict("records")
-        self.needs_audio = condition in ("audio", "sounded_video")
-        self.needs_frames = condition in ("silent_video", "sounded_video")
+        self.condition = condition
         self.cache = MediaCache(profile.media_cache_dir)
         self.media = profile.media
 
@@ -72,11 +71,9 @@ class ClipMedia(Dataset):
     def __getitem__(self, i: int) -> _Item:
         row = self.rows[i]
         try:
-            audio = self.cache.audio(row["path"], self.media.sample_rate) if self.needs_audio else None
-            frames = self.cache.frames(row["path"], self.media.fps, self.media.max_pixels) if self.needs_frames else None
+            return _Item(Sample.decoded(self.cache, self.media, row["clip"], row["prompt"], row["path"], self.condition), row)
         except MediaError as exc:
             return _Item(None, row, str(exc))
-        return _Item(Sample(row["clip"], row["prompt"], audio, frames), row)
 
 
 def _batches(dataset: ClipMedia, batch_size: int, workers: int, batch_sampler: list[list[int]] | None = None):

@@ -196,17 +196,12 @@ def load_media(data: ExpertData, profile: Profile, needs_audio: bool, needs_fram
 
     cache = MediaCache(profile.media_cache_dir)
     media = profile.media
+    # the condition whose media cover every condition the expert trains under
+    widest = {(True, False): "audio", (False, True): "silent_video", (True, True): "sounded_video"}[(needs_audio, needs_frames)]
     samples = []
     rows = zip(data.table["clip"], data.table["path"], data.table["prompt"])
     for clip, path, prompt in tqdm(list(rows), desc="decode pretrain clips", disable=not progress, leave=False):
-        samples.append(
-            Sample(
-                clip=clip,
-                prompt=prompt,
-                audio=cache.audio(path, media.sample_rate) if needs_audio else None,
-                frames=cache.frames(path, media.fps, media.max_pixels) if needs_frames else None,
-            )
-        )
+        samples.append(Sample.decoded(cache, media, clip, prompt, path, widest))
     return samples
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 #: What a model is given of a clip: the audio, the frames without sound, or both.
 CONDITIONS = ("audio", "silent_video", "sounded_video")
+#: The media each condition gives a model: the audio track, the frames, or both.
+CONDITION_MEDIA = {"audio": ("audio",), "silent_video": ("frames",), "sounded_video": ("audio", "frames")}
 #: The splits a model is evaluated on from the command line.
 EVAL_SPLITS = ("analysis", "finetune", "test", "pretrain")
 #: Every registered model, by name (`models.registry.REGISTRY` holds their specs, in this order).

@@ -15,7 +15,7 @@ import torch
 
 from ..mcq import LETTERS
 
-from ..vocabulary import CONDITIONS  # noqa: F401 (the adapters' conditions)
+from ..vocabulary import CONDITION_MEDIA, CONDITIONS  # noqa: F401 (the adapters' conditions)
 
 
 @dataclass
@@ -26,6 +26,15 @@ class Sample:
     prompt: str
     audio: np.ndarray | None = None  # float32 mono at 16 kHz
     frames: np.ndarray | None = None  # uint8 (T, H, W, 3) at 1 fps
+
+    @classmethod
+    def decoded(cls, cache, media, clip: str, prompt: str, path: str, condition: str) -> Sample:
+        """The question with the media `condition` gives (`vocabulary.CONDITION_MEDIA`), decoded
+        through `cache` (a `media.MediaCache`) with the profile's `media` settings."""
+        kinds = CONDITION_MEDIA[condition]
+        audio = cache.audio(path, media.sample_rate) if "audio" in kinds else None
+        frames = cache.frames(path, media.fps, media.max_pixels) if "frames" in kinds else None
+        return cls(clip, prompt, audio, frames)
 
 
 class Adapter:
