@@ -447,14 +447,11 @@ def distill(
     once. Runs data parallel under `accelerate launch`.
     """
     from accelerate import Accelerator
-    from peft import LoraConfig, get_peft_model
-    from transformers import get_cosine_schedule_with_warmup
 
     from .evaluate import load_model_here, process_state
 
     started = time.perf_counter()
     rec = get_recipe(recipe)
-    cfg = profile.distill
     table, report = training_table(profile, teacher, student, rec, progress)
     key = distill_key(profile, teacher, student, recipe, _digest(table))
     out = Path(out) if out is not None else adapter_dir(profile, teacher, student, recipe)
@@ -466,90 +463,112 @@ def distill(
     condition = own_condition(student)
     adapter = load_model_here(student, profile)  # with several processes: a whole copy per device
     cache = TowerCache.for_student(profile, student, condition) if tower_cache else None
-    computed, fill_started = 0, time.perf_counter()
-    if cache is not None:
-        mine = table.iloc[accelerator.process_index :: processes]  # each process fills a share
-        computed = cache.fill(adapter, mine, condition, profile, progress=progress and accelerator.is_main_process)
-        accelerator.wait_for_everyone()
+    fill_started = time.perf_counter()
+    computed = _fill_share(cache, adapter, table, condition, profile, accelerator, processes, progress)
     fill_seconds = time.perf_counter() - fill_started
-
-    lora = LoraConfig(
-        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS, bias="none"
-    )
-    torch.manual_seed(cfg.seed)  # LoRA's initial A (here: data loaders above draw from the same generator)
-    peft_model = get_peft_model(adapter.model, lora)
-    peft_model.train()
-    module = CachedStudent(peft_model) if cache is not None else FullStudent(peft_model, adapter.forward_kwargs(condition))
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    steps = (len(table) // cfg.batch_size) * cfg.epochs
-    # stepped once per optimizer step by this loop (not prepared: accelerate would step it per process)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_fraction * steps), steps)
-    module, optimizer = accelerator.prepare(module, optimizer)
-    letter_ids = adapter.letter_ids.to(accelerator.device)
-
-    media = None
-    if cache is None:
-        from .media import MediaCache
-
-        media = MediaCache(profile.media_cache_dir)
-
-    def forward(rows: np.ndarray) -> torch.Tensor:
-        part = table.iloc[rows]
-        if cache is not None:
-            batch = {k: v.to(accelerator.device) for k, v in cache.load(part["clip"].tolist()).items()}
-            return module(**batch)
-        samples = [Sample.decoded(media, profile.media, r.clip, r.prompt, r.path, condition) for r in part.itertuples()]
-        return module(**adapter.inputs(samples, condition))
-
-    history = []
-    sums: dict[str, float] = {}
-    micro = 0
-    bar = tqdm(total=steps, desc=f"distill {run_name(teacher, student, recipe)}", disable=not (progress and accelerator.is_main_process), unit="step")
+    run = _Run(profile, table, rec, adapter, condition, cache, accelerator, processes)
     train_started = time.perf_counter()
-    for step, rows in micro_batches(len(table), cfg.batch_size, cfg.micro_batch_size, processes, accelerator.process_index, cfg.epochs, cfg.seed):
-        with accelerator.accumulate(module):
-            logits = forward(rows)
-            loss, parts = distillation_loss(logits, letter_ids, batch_targets(table, rows).to(accelerator.device), rec, cfg.temperature)
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        micro += 1
-        for k, v in {"loss": float(loss.detach()), **parts}.items():
-            sums[k] = sums.get(k, 0.0) + v
-        if accelerator.sync_gradients:
-            scheduler.step()
-            # this process's micro-batches (under a launcher, the main process's share)
-            history.append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **{k: v / micro for k, v in sums.items()}})
-            sums, micro = {}, 0
-            bar.update()
-    bar.close()
+    history = run.train(f"distill {run_name(teacher, student, recipe)}", progress and accelerator.is_main_process)
     train_seconds = time.perf_counter() - train_started
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
 
         def save(work: Path) -> dict:
-            accelerator.unwrap_model(module).model.save_pretrained(work)
+            accelerator.unwrap_model(run.module).model.save_pretrained(work)
             pd.DataFrame(history).to_csv(work / "history.csv", index=False)
             return {
                 "teacher": teacher,
                 "student": student,
                 "recipe": asdict(rec),
                 "condition": condition,
-                "config": asdict(cfg),
+                "config": asdict(profile.distill),
                 "processes": processes,
                 "gradient_accumulation": gradient_accumulation(profile, processes),
-                "optimizer_steps": steps,
+                "optimizer_steps": run.steps,
                 "training_set": report,
                 "tower_cache": None if cache is None else {"folder": str(cache.folder), "computed_here": computed},
                 "seconds": {"total": round(time.perf_counter() - started, 2), "tower_cache_fill": round(fill_seconds, 2), "training": round(train_seconds, 2)},
-                "steps_per_second": round(steps / train_seconds, 2) if train_seconds > 0 else None,
+                "steps_per_second": round(run.steps / train_seconds, 2) if train_seconds > 0 else None,
             }
 
         store.publish(out, DISTILL_RECORD, key, save)
     accelerator.wait_for_everyone()
     return out
+
+
+def _fill_share(cache: TowerCache | None, adapter, table: pd.DataFrame, condition: str, profile: Profile, accelerator, processes: int, progress: bool) -> int:
+    """Each process fills its share of the tower cache (none without a cache); returns how many
+    clips this process computed."""
+    if cache is None:
+        return 0
+    mine = table.iloc[accelerator.process_index :: processes]
+    computed = cache.fill(adapter, mine, condition, profile, progress=progress and accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    return computed
+
+
+class _Run:
+    """One distillation run: the LoRA-wrapped student, its optimizer and schedule, and the loop
+    over this process's micro-batches."""
+
+    def __init__(self, profile: Profile, table: pd.DataFrame, recipe: Recipe, adapter, condition: str, cache: TowerCache | None, accelerator, processes: int):
+        from peft import LoraConfig, get_peft_model
+        from transformers import get_cosine_schedule_with_warmup
+
+        cfg = self.cfg = profile.distill
+        self.profile, self.table, self.recipe, self.adapter, self.condition, self.cache = profile, table, recipe, adapter, condition, cache
+        self.accelerator, self.processes = accelerator, processes
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS, bias="none")
+        torch.manual_seed(cfg.seed)  # LoRA's initial A (here: data loaders above draw from the same generator)
+        peft_model = get_peft_model(adapter.model, lora)
+        peft_model.train()
+        module = CachedStudent(peft_model) if cache is not None else FullStudent(peft_model, adapter.forward_kwargs(condition))
+        optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+        self.steps = (len(table) // cfg.batch_size) * cfg.epochs
+        # stepped once per optimizer step by this loop (not prepared: accelerate would step it per process)
+        self.scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_fraction * self.steps), self.steps)
+        self.module, self.optimizer = accelerator.prepare(module, optimizer)
+        self.letter_ids = adapter.letter_ids.to(accelerator.device)
+        if cache is None:
+            from .media import MediaCache
+
+            self.media = MediaCache(profile.media_cache_dir)
+
+    def forward(self, rows: np.ndarray) -> torch.Tensor:
+        """The student's letter-position logits on these rows of the training table."""
+        part = self.table.iloc[rows]
+        if self.cache is not None:
+            batch = {k: v.to(self.accelerator.device) for k, v in self.cache.load(part["clip"].tolist()).items()}
+            return self.module(**batch)
+        media = self.profile.media
+        samples = [Sample.decoded(self.media, media, r.clip, r.prompt, r.path, self.condition) for r in part.itertuples()]
+        return self.module(**self.adapter.inputs(samples, self.condition))
+
+    def train(self, desc: str, progress: bool) -> list[dict]:
+        """The loop; returns one history row per optimizer step (this process's micro-batches:
+        under a launcher, the main process's share)."""
+        cfg, accelerator = self.cfg, self.accelerator
+        history, sums, micro = [], {}, 0
+        bar = tqdm(total=self.steps, desc=desc, disable=not progress, unit="step")
+        batches = micro_batches(len(self.table), cfg.batch_size, cfg.micro_batch_size, self.processes, accelerator.process_index, cfg.epochs, cfg.seed)
+        for step, rows in batches:
+            with accelerator.accumulate(self.module):
+                targets = batch_targets(self.table, rows).to(accelerator.device)
+                loss, parts = distillation_loss(self.forward(rows), self.letter_ids, targets, self.recipe, cfg.temperature)
+                accelerator.backward(loss)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if accelerator.sync_gradients:
+                self.scheduler.step()
+                history.append({"step": step + 1, "lr": self.scheduler.get_last_lr()[0], **{k: v / micro for k, v in sums.items()}})
+                sums, micro = {}, 0
+                bar.update()
+        bar.close()
+        return history
 
 
 def load_info(folder: Path) -> dict:
