@@ -11,26 +11,31 @@ import tempfile
 from pathlib import Path
 
 
-def save_torch_atomically(obj, target: Path) -> None:
-    """`torch.save` of `obj` to `target`, through a temporary file in the same folder."""
-    import torch
-
+def write_atomically(target: Path, write) -> None:
+    """Call `write(temporary path)` on a temporary file beside `target`, then rename it into
+    place; a failed write leaves `target` as it was and no temporary file."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, target)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
+def save_torch_atomically(obj, target: Path) -> None:
+    """`torch.save` of `obj` to `target`, through a temporary file in the same folder."""
+    import torch
+
+    write_atomically(target, lambda tmp: torch.save(obj, tmp))
+
+
 def write_text_atomically(text: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    write_atomically(target, lambda tmp: Path(tmp).write_text(text))
 
 
 def remove_dead_partials(out: Path) -> list[Path]:

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .atomic import write_atomically, write_text_atomically
 from .config import REPO_ROOT, Profile
 from .media import MediaCache, MediaError
 from .mcq import LETTERS
@@ -170,19 +171,6 @@ def run_dir(profile: Profile, run: str, split: str, condition: str) -> Path:
     return profile.results_dir / "predictions" / check_run_name(run) / split / condition
 
 
-def _write_atomically(frame: pd.DataFrame, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp)
-    os.replace(tmp, target)
-
-
-def _write_json_atomically(value: dict, target: Path) -> None:
-    # only the main process writes the record; the others read it once it is whole
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, target)
-
-
 # A process waits at a barrier for the slowest one (one shard of a 7B model, or a model loading
 # on another GPU): longer than torch's default of 10 (NCCL) or 30 (gloo) minutes is allowed.
 BARRIER_TIMEOUT = timedelta(hours=4)
@@ -299,7 +287,7 @@ def evaluate(
             "processes": n_processes,
             **(extra_record or {}),
         }
-        _write_json_atomically({**record, "status": "running"}, record_path)
+        write_text_atomically(json.dumps({**record, "status": "running"}, indent=1), record_path)
 
     mine = todo[rank::n_processes]  # balanced on a resumed run too
     wait = compute = 0.0
@@ -323,7 +311,7 @@ def evaluate(
         bar.update(len(items))
         if k + 1 == len(plan_batches) or plan_batches[k + 1][0] != s:  # the shard's last batch
             frame = pd.DataFrame(answered, columns=PREDICTION_COLUMNS).assign(condition=condition)
-            _write_atomically(frame, out / f"shard-{s:05d}.parquet")
+            write_atomically(out / f"shard-{s:05d}.parquet", frame.to_parquet)
             answered = []
     bar.close()
 
@@ -348,7 +336,7 @@ def evaluate(
             },
             clips_per_process=[n for _, _, n in spent],  # answered in this call (resumed shards excluded)
         )
-        _write_json_atomically(record, record_path)
+        write_text_atomically(json.dumps(record, indent=1), record_path)  # only the main process writes it
     state.wait_for_everyone()  # the record is written: every process may read it now
     return predictions if main else load_predictions(profile, run, split, condition)
 

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +41,8 @@ import soundfile
 import torch
 import torchaudio.functional
 from decord import AudioReader, DECORDError, VideoReader, cpu
+
+from .atomic import write_atomically
 
 __all__ = [
     "MediaError",
@@ -374,24 +375,12 @@ def export_inputs(
         "silent_video": out_dir / "silent_video.mp4",
         "sounded_video": out_dir / "sounded_video.mp4",
     }
-    _write_atomically(
+    write_atomically(
         targets["audio"], lambda tmp: soundfile.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
     )
-    _write_atomically(targets["silent_video"], lambda tmp: _write_mp4(tmp, frames, fps, None, sample_rate))
-    _write_atomically(targets["sounded_video"], lambda tmp: _write_mp4(tmp, frames, fps, audio, sample_rate))
+    write_atomically(targets["silent_video"], lambda tmp: _write_mp4(tmp, frames, fps, None, sample_rate))
+    write_atomically(targets["sounded_video"], lambda tmp: _write_mp4(tmp, frames, fps, audio, sample_rate))
     return targets
-
-
-def _write_atomically(target: Path, write) -> None:
-    """Call ``write(temp_path)`` on a temp file beside ``target``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _write_mp4(target: str, frames: np.ndarray, fps: float, audio: np.ndarray | None, sample_rate: int) -> None:
@@ -461,5 +450,5 @@ class MediaCache:
             return np.load(entry)
         array = decode()
         entry.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(entry, lambda tmp: _save_npy(tmp, array))
+        write_atomically(entry, lambda tmp: _save_npy(tmp, array))
         return array

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..atomic import write_atomically, write_text_atomically
 from ..config import Profile, WorldConfig
 from ..locks import exclusive
 from . import classes as classes_mod
@@ -157,14 +158,8 @@ def _make_clip(draw: ClipDraw) -> str:
 # --- tables and manifest --------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + PART_SUFFIX)
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _index_csv(path: Path, rows: pd.DataFrame) -> None:
-    _write_atomic(path, lambda p: rows[["ytid", "start", "label", "split"]].to_csv(p, header=False, index=False))
+    write_atomically(path, lambda p: rows[["ytid", "start", "label", "split"]].to_csv(p, header=False, index=False))
 
 
 def write_tables(paths: WorldPaths, table: pd.DataFrame, draws: list[ClipDraw]) -> pd.DataFrame:
@@ -173,9 +168,9 @@ def write_tables(paths: WorldPaths, table: pd.DataFrame, draws: list[ClipDraw]) 
     _index_csv(paths.index_csv, clips[clips.split.isin(["train", "test"])])
     _index_csv(paths.pretrain_csv, clips[clips.split == "pretrain"])
     _index_csv(paths.unseen_csv, clips[clips.split == "unseen"])
-    _write_atomic(paths.stat_csv, lambda p: table[["label", "count", "category"]].to_csv(p, header=False, index=False))
-    _write_atomic(paths.classes_table, lambda p: table.to_csv(p, index=False))
-    _write_atomic(paths.clips_table, lambda p: clips.to_csv(p, index=False))
+    write_atomically(paths.stat_csv, lambda p: table[["label", "count", "category"]].to_csv(p, header=False, index=False))
+    write_atomically(paths.classes_table, lambda p: table.to_csv(p, index=False))
+    write_atomically(paths.clips_table, lambda p: clips.to_csv(p, index=False))
     return clips
 
 
@@ -286,7 +281,7 @@ def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: b
     key = _manifest_key(profile)
     _clear_stale_clips(paths, key, progress)
     paths.clips_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(paths.manifest, lambda p: p.write_text(json.dumps({**key, "status": "building"}, indent=1)))
+    write_text_atomically(json.dumps({**key, "status": "building"}, indent=1), paths.manifest)
 
     table, draws = plan_world(world)
     clips = write_tables(paths, table, draws)
@@ -336,7 +331,7 @@ def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: b
             "clips_per_second": round(len(todo) / encode_seconds, 1) if todo and encode_seconds > 0 else None,
         },
     }
-    _write_atomic(paths.manifest, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    write_text_atomically(json.dumps(manifest, indent=1), paths.manifest)
     return paths
 
 
