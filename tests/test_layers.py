@@ -50,6 +50,7 @@ def test_the_import_graph_has_no_cycle_but_the_known_ones():
 
 
 @pytest.mark.parametrize(("low", "high"), [("xmd_core.config", "xmd_core.models"), ("xmd_core.vocabulary", "xmd_core"),
+                                           ("xmd_core.keys", "xmd_core"), ("xmd_core.atomic", "xmd_core"),
                                            ("xmd_core.distill", "xmd_core.transfer"), ("xmd_core.config", "xmd_core.study"),
                                            ("xmd_core.study", "xmd_core.experts"), ("xmd_core.study", "xmd_core.checkpoints"),
                                            ("xmd_core.experts", "xmd_core.checkpoints"), ("xmd_core.evaluate", "xmd_core.study_pool"),

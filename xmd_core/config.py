@@ -11,7 +11,6 @@ in `profiles/`, and against the profile file's own folder for a file elsewhere (
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import typing
 from dataclasses import dataclass, field, fields
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .keys import key_digest
 from .vocabulary import MODEL_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ class Profile:
         full = self.to_dict()
         full.pop("source_file", None)
         part = {s: full[s] for s in sections} if sections else full
-        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+        return key_digest(part, 12)
 
 
 _SECTIONS = {

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .keys import key_digest
 from . import store
 from .config import Profile
 from .mcq import LETTERS
@@ -209,7 +210,7 @@ class TowerCache:
         expert = Path(where) / "expert.json"
         if expert.is_file():  # a retrained tiny expert is another model
             identity["expert"] = json.loads(expert.read_text()).get("hash")
-        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+        key = key_digest(identity, 12)
         return cls(profile.artifacts_dir / "tower_cache" / student / condition / key)
 
     def path(self, clip: str) -> Path:

@@ -62,7 +62,6 @@ record holds the same key is returned at once. Training happens in a temporary s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -73,6 +72,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .keys import key_digest
 from .config import Profile
 from .models.registry import TINY_FAMILY, checkpoint_path
 from .models.tiny import TinySizes, build_tiny_checkpoint
@@ -141,7 +141,7 @@ def expert_key(name: str, profile: Profile) -> dict:
 
 
 def key_hash(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return key_digest(key, 16)
 
 
 #: The record of a checkpoint folder, written last (`store`).

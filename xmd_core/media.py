@@ -27,8 +27,6 @@ the data index can drop it with a reason.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ import torch
 import torchaudio.functional
 from decord import AudioReader, DECORDError, VideoReader, cpu
 
+from .keys import key_digest
 from .atomic import write_atomically
 
 __all__ = [
@@ -441,7 +440,7 @@ class MediaCache:
         except FileNotFoundError as err:
             raise MediaError(f"{clip}: file not found") from err
         identity = [str(clip.resolve()), stat.st_size, stat.st_mtime_ns, function, settings, _CACHE_FORMAT]
-        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        key = key_digest(identity, None)
         return self.root / key[:2] / f"{key}.npy"
 
     def _get(self, path, function: str, settings: dict, decode) -> np.ndarray:

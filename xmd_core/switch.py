@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .keys import key_digest
 from . import store
 from .atomic import save_torch_atomically
 from .cnn14 import Cnn14
@@ -133,7 +134,7 @@ def switch_key(profile: Profile, teacher: str, student: str, teacher_preds: pd.D
         "direction": [teacher, student],
         "version": VERSION,
     }
-    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+    return key_digest(part, 12)
 
 
 #: The switch's record, written last (`store`): its figures and key.

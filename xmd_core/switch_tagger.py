@@ -7,8 +7,6 @@ and trained once."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .keys import key_digest
 from . import store
 from .cnn14 import Cnn14, load_pretrained_cnn14
 from .config import REPO_ROOT, ConfigError, Profile
@@ -37,7 +36,7 @@ def tagger_key(profile: Profile) -> str:
         "sections": profile.config_hash("world", "media", "data", "splits"),
         "version": TAGGER_VERSION,
     }
-    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+    return key_digest(part, 12)
 
 
 #: The tagger's record, written last (`store`).

@@ -7,13 +7,13 @@ checkpoint of the same class from `artifacts/<profile>/checkpoints/<name>/`. Bot
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from pathlib import Path
 
 import torch
 
+from ..keys import key_digest
 from ..config import Profile
 from .adapters import CONDITIONS, Adapter, ModelSpec, Qwen2AudioAdapter, Qwen2VLAdapter, Qwen25OmniAdapter, Qwen25VLAdapter
 
@@ -119,6 +119,6 @@ def model_identity(checkpoint: str | Path, adapter_dir: str | Path | None = None
     if adapter_dir is not None:
         record = Path(adapter_dir) / "distill.json"
         key = json.loads(record.read_text()).get("key") if record.is_file() else None
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        digest = key_digest(key, 16)
         parts.append(f"adapter {adapter_dir} {digest}")
     return "; ".join(parts)
