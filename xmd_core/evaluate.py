@@ -247,60 +247,106 @@ def evaluate(
             "model": getattr(adapter, "identity", adapter.name),  # retrained weights must not reuse old answers
             "questions": question_digests(clips, shard_size)}  # nor a relabelled clip or a rebuilt question
     record_path = out / "run.json"
-    n_shards = (len(clips) + shard_size - 1) // shard_size
-    # Every process reads the folder before any of them writes (the barrier below), so all see
-    # the same missing shards and take the same decisions.
-    shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
-    broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
     previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    try:
-        redo, why = shards_to_redo(previous.get("plan"), plan, n_shards)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{out} {exc}") from None
-    redo = sorted(set(redo) | set(broken))
-    todo = [s for s in range(n_shards) if s in redo or not shard_path[s].is_file()]
+    todo, redo = _shards_to_answer(out, previous.get("plan"), plan, shard_size, report=main)
     if previous.get("status") == "done" and not todo:
         return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
     state.wait_for_everyone()
     if redo:
         if main:
-            for s, reason in broken.items():
-                tqdm.write(f"{shard_path[s]}: cannot be read ({reason}); answering its clips again")
-            if why:
-                tqdm.write(f"{out}: {why}; answering them again")
             for s in redo:
-                shard_path[s].unlink(missing_ok=True)
+                (out / f"shard-{s:05d}.parquet").unlink(missing_ok=True)
         state.wait_for_everyone()  # no process writes a new shard before the old ones are gone
     if main:
-        record = {
-            "profile": profile.name,
-            "config_hash": profile.config_hash(),
-            "model": adapter.name,
-            "run": run,
-            "split": split,
-            "condition": condition,
-            "mode": mode,
-            "git_commit": _git_commit(),
-            "versions": _versions(),
-            "seeds": {"mcq": profile.mcq.seed, "splits": profile.splits.seed},
-            "plan": plan,
-            "processes": n_processes,
-            **(extra_record or {}),
-        }
+        record = {**_run_facts(profile, adapter, run, split, condition, mode), "plan": plan, "processes": n_processes, **(extra_record or {})}
         write_text_atomically(json.dumps({**record, "status": "running"}, indent=1), record_path)
 
     mine = todo[rank::n_processes]  # balanced on a resumed run too
-    wait = compute = 0.0
     started = time.perf_counter()
     desc = f"{run} {split}/{condition}" + (f" [process 0 of {n_processes}]" if n_processes > 1 else "")
     bar = tqdm(total=_clips_in(mine, len(clips), shard_size) if n_processes > 1 else len(clips), desc=desc, disable=not (progress and main), unit="clip")
     if n_processes == 1:
         bar.update(len(clips) - _clips_in(todo, len(clips), shard_size))
+    wait, compute = _answer_shards(adapter, profile, clips, condition, mode, mine, shard_size, out, bar)
+    bar.close()
+
+    spent = [(wait, compute, _clips_in(mine, len(clips), shard_size))]
+    if n_processes > 1:  # the main process records what every process did
+        from accelerate.utils import gather_object
+
+        spent = gather_object(spent)
+    state.wait_for_everyone()  # every shard is on disk
+    if main:
+        predictions = load_predictions(profile, run, split, condition)
+        record.update(status="done", **_outcome(predictions, spent, time.perf_counter() - started))
+        write_text_atomically(json.dumps(record, indent=1), record_path)  # only the main process writes it
+    state.wait_for_everyone()  # the record is written: every process may read it now
+    return predictions if main else load_predictions(profile, run, split, condition)
+
+
+def _run_facts(profile: Profile, adapter: Adapter, run: str, split: str, condition: str, mode: str) -> dict:
+    """What a run's record says of where its answers come from."""
+    return {
+        "profile": profile.name,
+        "config_hash": profile.config_hash(),
+        "model": adapter.name,
+        "run": run,
+        "split": split,
+        "condition": condition,
+        "mode": mode,
+        "git_commit": _git_commit(),
+        "versions": _versions(),
+        "seeds": {"mcq": profile.mcq.seed, "splits": profile.splits.seed},
+    }
+
+
+def _outcome(predictions: pd.DataFrame, spent: list[tuple[float, float, int]], wall_s: float) -> dict:
+    """A finished run's counts and timings (`spent`: media wait, model time and clips answered,
+    per process)."""
+    return {
+        "clips": len(predictions),
+        "errors": int((predictions["error"] != "").sum()),
+        "accuracy": float(predictions["correct"].mean()) if len(predictions) else float("nan"),
+        # wall time of the whole run; media wait and model time summed over the processes
+        "timings": {
+            "wall_s": round(wall_s, 2),
+            "media_wait_s": round(sum(w for w, _, _ in spent), 2),
+            "model_s": round(sum(c for _, c, _ in spent), 2),
+        },
+        "clips_per_process": [n for _, _, n in spent],  # answered in this call (resumed shards excluded)
+    }
+
+
+def _shards_to_answer(out: Path, stored_plan: dict | None, plan: dict, shard_size: int, report: bool) -> tuple[list[int], list[int]]:
+    """The shards still to answer, and those of them whose stored file must go first (another
+    plan's, or unreadable). Every process reads the folder before any of them writes (the
+    barrier in `evaluate`), so all see the same shards and take the same decisions."""
+    n_shards = (plan["clips"] + shard_size - 1) // shard_size
+    shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
+    broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
+    try:
+        redo, why = shards_to_redo(stored_plan, plan, n_shards)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{out} {exc}") from None
+    redo = sorted(set(redo) | set(broken))
+    todo = [s for s in range(n_shards) if s in redo or not shard_path[s].is_file()]
+    if report and redo:
+        for s, reason in broken.items():
+            tqdm.write(f"{shard_path[s]}: cannot be read ({reason}); answering its clips again")
+        if why:
+            tqdm.write(f"{out}: {why}; answering them again")
+    return todo, redo
+
+
+def _answer_shards(adapter: Adapter, profile: Profile, clips: pd.DataFrame, condition: str, mode: str, shards: list[int], shard_size: int, out: Path, bar) -> tuple[float, float]:
+    """Answer this process's `shards`, each written atomically once its last batch is answered;
+    returns the seconds spent waiting for media and in the model."""
     # one loader for all of this process's shards: its workers keep decoding across shard ends
-    plan_batches = shard_batches(mine, len(clips), shard_size, profile.models.batch_size)
+    plan_batches = shard_batches(shards, len(clips), shard_size, profile.models.batch_size)
     workers = min(profile.media.workers, len(plan_batches))
     loader = _batches(ClipMedia(clips, condition, profile), profile.models.batch_size, workers, [rows for _, rows in plan_batches])
     answered: list[dict] = []
+    wait = compute = 0.0
     tick = time.perf_counter()
     for k, ((s, _), items) in enumerate(zip(plan_batches, loader)):
         got = time.perf_counter()
@@ -313,32 +359,7 @@ def evaluate(
             frame = pd.DataFrame(answered, columns=PREDICTION_COLUMNS).assign(condition=condition)
             write_atomically(out / f"shard-{s:05d}.parquet", frame.to_parquet)
             answered = []
-    bar.close()
-
-    spent = [(wait, compute, _clips_in(mine, len(clips), shard_size))]
-    if n_processes > 1:  # the main process records what every process did
-        from accelerate.utils import gather_object
-
-        spent = gather_object(spent)
-    state.wait_for_everyone()  # every shard is on disk
-    if main:
-        predictions = load_predictions(profile, run, split, condition)
-        record.update(
-            status="done",
-            clips=len(predictions),
-            errors=int((predictions["error"] != "").sum()),
-            accuracy=float(predictions["correct"].mean()) if len(predictions) else float("nan"),
-            # wall time of the whole run; media wait and model time summed over the processes
-            timings={
-                "wall_s": round(time.perf_counter() - started, 2),
-                "media_wait_s": round(sum(w for w, _, _ in spent), 2),
-                "model_s": round(sum(c for _, c, _ in spent), 2),
-            },
-            clips_per_process=[n for _, _, n in spent],  # answered in this call (resumed shards excluded)
-        )
-        write_text_atomically(json.dumps(record, indent=1), record_path)  # only the main process writes it
-    state.wait_for_everyone()  # the record is written: every process may read it now
-    return predictions if main else load_predictions(profile, run, split, condition)
+    return wait, compute
 
 
 def load_predictions(profile: Profile, run: str, split: str, condition: str) -> pd.DataFrame:
