@@ -306,24 +306,46 @@ class ExpertTrainer:
         model.train()
         return model
 
-    def run_attempt(self, attempt: int, seed: int, last: bool, curves: list[dict], bar) -> tuple[object, dict]:
-        cfg = self.cfg
-        model = self.new_model(seed)
-        embeddings = model.get_input_embeddings()
-        capture = _MediaTokens(language_model(model))
-        heads = VenueHeads(embeddings.weight.shape[1], tuple(self.venues), seed)
+    def optimizer(self, model, heads: VenueHeads) -> torch.optim.AdamW:
+        """AdamW over the model and the venue heads; no weight decay on biases and norms."""
         decay, no_decay = [], []
         for param in [*model.parameters(), *heads.parameters()]:
             (no_decay if param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-        rng = np.random.default_rng([seed, 1])
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.cfg.lr)
+
+    def informative_pools(self) -> dict[str, np.ndarray]:
+        """Phase 1's training clips under each condition: those that carry their class."""
         train = self.data.train
         pools = {c: train[self.informative[c][train]] for c in self.conditions}
         for c, pool in pools.items():
             if len(pool) == 0:
                 raise ValueError(f"{self.name}: no informative training clip under {c}")
-        total = cfg.steps + cfg.mix_steps
+        return pools
+
+    def step(self, model, optimizer, parts: dict[str, torch.Tensor]) -> None:
+        """One optimizer step on the weighted sum of the loss parts (gradients clipped)."""
+        cfg = self.cfg
         weights = {"answer": 1.0, "end": 1.0, "align": cfg.align_weight, "attention": ATTENTION_WEIGHT, "venue": VENUE_WEIGHT, "knowledge": KNOWLEDGE_WEIGHT}
+        total_loss = sum(weights[part] * parts[part] for part in LOSS_PARTS)
+        optimizer.zero_grad(set_to_none=True)
+        total_loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        optimizer.step()
+
+    def run_attempt(self, attempt: int, seed: int, last: bool, curves: list[dict], bar) -> tuple[object, dict]:
+        """One training run from `seed`; appends its curve rows to `curves`; returns the model and
+        a summary (escaped at which step, or left on the plateau)."""
+        cfg = self.cfg
+        model = self.new_model(seed)
+        embeddings = model.get_input_embeddings()
+        capture = _MediaTokens(language_model(model))
+        heads = VenueHeads(embeddings.weight.shape[1], tuple(self.venues), seed)
+        optimizer = self.optimizer(model, heads)
+        rng = np.random.default_rng([seed, 1])
+        train = self.data.train
+        pools = self.informative_pools()
+        total = cfg.steps + cfg.mix_steps
         escaped_at: int | None = None
         decay_from: int | None = None  # phase-1 step at which the cosine decay starts
         sums = dict.fromkeys(LOSS_PARTS, 0.0) | {"n": 0}
@@ -340,11 +362,7 @@ class ExpertTrainer:
             rows = rng.choice(pool, size=cfg.batch_size, replace=len(pool) < cfg.batch_size)
             started = time.perf_counter()
             parts = self.losses(model, embeddings, capture, self.batch(condition, rows, rng), condition, heads)
-            total_loss = sum(weights[part] * parts[part] for part in LOSS_PARTS)
-            optimizer.zero_grad(set_to_none=True)
-            total_loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            optimizer.step()
+            self.step(model, optimizer, parts)
             step_seconds.append(time.perf_counter() - started)
             for key, value in parts.items():
                 sums[key] += float(value.detach())
@@ -354,24 +372,9 @@ class ExpertTrainer:
                 figures = self.evaluate(model)
                 mean = {k: sums[k] / sums["n"] for k in LOSS_PARTS}
                 sums = dict.fromkeys(LOSS_PARTS, 0.0) | {"n": 0}
-                for condition_name, f in figures.items():
-                    curves.append(
-                        {
-                            "attempt": attempt,
-                            "seed": seed,
-                            "phase": phase,
-                            "step": step,
-                            "condition": condition_name,
-                            "loss": mean["answer"],
-                            "end_loss": mean["end"],
-                            "align_loss": mean["align"],
-                            "attention_loss": mean["attention"],
-                            "venue_loss": mean["venue"],
-                            "knowledge_loss": mean["knowledge"],
-                            "lr": lr,
-                            **{k: f[k] for k in CURVE_COLUMNS if k in f},
-                        }
-                    )
+                at = {"attempt": attempt, "seed": seed, "phase": phase, "step": step}
+                curves += [{**at, "condition": c, **{f"{k}_loss": mean[k] for k in LOSS_PARTS if k != "answer"}, "loss": mean["answer"], "lr": lr,
+                            **{k: f[k] for k in CURVE_COLUMNS if k in f}} for c, f in figures.items()]
                 informative_acc = min(f["heldout_acc_informative"] for f in figures.values())
                 bar.set_postfix(attempt=attempt, loss=f"{mean['answer']:.3f}", acc_inf=f"{informative_acc:.2f}")
                 if escaped_at is None and informative_acc >= ESCAPE_ACCURACY:
