@@ -307,14 +307,14 @@ def answers_on(profile: Profile, name: str, clips: pd.DataFrame, split: str, pro
     return model_answers(profile, name, clips, split, own_condition(name), run=run, adapter_dir=adapter_dir, progress=progress)
 
 
-def training_table(profile: Profile, teacher: str, student: str, recipe: Recipe, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+def training_table(profile: Profile, teacher: str, student: str, recipe: Recipe, progress: bool = True, inputs=None) -> tuple[pd.DataFrame, dict]:
     """One row per finetune clip: the question, the teacher's letter logits and answer, the
     student's own answer, the switch's decision. Clips either model could not answer are left
     out and counted in the returned report."""
     from .checkpoints import ensure_models
 
     ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once
-    clips = finetune_clips(profile)
+    clips = finetune_clips(profile, inputs)
     taught = answers_on(profile, teacher, clips, "finetune", progress)
     own = answers_on(profile, student, clips, "finetune", progress)
     table = clips.merge(
@@ -440,12 +440,14 @@ def distill(
     tower_cache: bool = True,
     progress: bool = True,
     out: Path | None = None,
+    inputs=None,
 ) -> Path:
     """Train the student's LoRA adapter from the teacher (one epoch over the finetune split by
     default); returns its folder (`save_pretrained` files, `distill.json`, `history.csv`).
 
     Idempotent: an adapter trained with the same key (recipe, config, targets) is returned at
-    once. Runs data parallel under `accelerate launch`.
+    once. Runs data parallel under `accelerate launch`. `inputs`: the study's shared tables
+    (`study.StudyInputs`), built here when not given.
     """
     from accelerate import Accelerator
 
@@ -453,7 +455,7 @@ def distill(
 
     started = time.perf_counter()
     rec = get_recipe(recipe)
-    table, report = training_table(profile, teacher, student, rec, progress)
+    table, report = training_table(profile, teacher, student, rec, progress, inputs)
     key = distill_key(profile, teacher, student, recipe, _digest(table))
     out = Path(out) if out is not None else adapter_dir(profile, teacher, student, recipe)
     if is_distilled(out, key):
@@ -586,12 +588,13 @@ def evaluate_distilled(
     recipe: str = DEFAULT_RECIPE,
     splits: tuple[str, ...] = ("analysis", "test", "unseen"),
     progress: bool = True,
+    inputs=None,
 ) -> dict[str, pd.DataFrame]:
     """The distilled student's answers on `splits`, through the same evaluation path as the
     original models (its predictions folder is `run_name(...)`)."""
     from .study import prepare
 
-    inputs = prepare(profile, progress=False)
+    inputs = inputs if inputs is not None else prepare(profile, progress=False)
     folder = adapter_dir(profile, teacher, student, recipe)
     load_info(folder)
     out = {}
@@ -620,8 +623,8 @@ def run_distillation(profile: Profile, progress: bool = True) -> None:
         if not unseen.empty:
             for name in (teacher, student):
                 answers_on(profile, name, unseen, "unseen", progress)
-        train_switch(profile, teacher=teacher, student=student, progress=progress)
+        train_switch(profile, teacher=teacher, student=student, progress=progress, inputs=inputs)
         recipes = tuple(RECIPES) if (teacher, student) == ABLATION_DIRECTION else (DEFAULT_RECIPE,)
         for recipe in recipes:
-            distill(profile, teacher, student, recipe, progress=progress)
-            evaluate_distilled(profile, teacher, student, recipe, progress=progress)
+            distill(profile, teacher, student, recipe, progress=progress, inputs=inputs)
+            evaluate_distilled(profile, teacher, student, recipe, progress=progress, inputs=inputs)

@@ -41,6 +41,7 @@ from . import store
 from .atomic import save_torch_atomically
 from .cnn14 import Cnn14
 from .config import Profile
+from .study import StudyInputs, prepare
 from .experts import torch_threads  # one thread is fastest on a shared 2-core machine
 from .switch_audio import Features, decode_clips, fixed_length, skip_report
 from .switch_fit import fit, pick_device, predict_logits
@@ -145,16 +146,15 @@ def _done(out: Path, checkpoint: Path, key: str) -> bool:
     return store.finished(out, METRICS, key) and checkpoint.is_file()
 
 
-def analysis_predictions(profile: Profile, teacher: str, student: str, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def analysis_predictions(profile: Profile, inputs: StudyInputs, teacher: str, student: str, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The teacher's and the student's analysis predictions, each under its own condition.
     Finished runs of the same weights over the current analysis clips are read as they are (no
     model is loaded); otherwise the model is evaluated first."""
+    from .checkpoints import ensure_models
     from .evaluate import model_answers
     from .models.registry import get_spec
-    from .checkpoints import ensure_models
-    from .study import prepare
 
-    clips = prepare(profile, progress=progress).split("analysis")
+    clips = inputs.split("analysis")
     ensure_models(profile, (teacher, student), progress=progress)  # the embedded experts, trained once
     found = [model_answers(profile, name, clips, "analysis", get_spec(name).conditions[0], progress=progress) for name in (teacher, student)]
     return found[0], found[1]
@@ -167,12 +167,14 @@ def train_switch(
     progress: bool = True,
     threads: int | None = 1,
     device: str | None = None,
+    inputs: StudyInputs | None = None,
 ) -> Path:
     """Train the switch of one direction; returns the folder of its tables (see the module doc).
 
     Returns at once when the folder holds a finished run of the same key (configuration, the two
     models' analysis results, code version). `threads` sets torch's intra-op threads for the run
-    (None: as is); `device` defaults to CUDA when available.
+    (None: as is); `device` defaults to CUDA when available; `inputs`: the study's shared tables,
+    built here when not given.
     """
     from .models.registry import get_spec
 
@@ -181,14 +183,15 @@ def train_switch(
     started = time.perf_counter()
     out = switch_dir(profile, teacher, student)
     checkpoint = switch_checkpoint(profile, teacher, student)
-    teacher_preds, student_preds = analysis_predictions(profile, teacher, student, progress=progress)
+    inputs = inputs if inputs is not None else prepare(profile, progress=progress)
+    teacher_preds, student_preds = analysis_predictions(profile, inputs, teacher, student, progress=progress)
     key = switch_key(profile, teacher, student, teacher_preds, student_preds)
     if _done(out, checkpoint, key):
         return out
 
     with torch_threads(threads):
         comparison = class_comparison(teacher_preds, student_preds)
-        clips = _labelled_clips(profile, comparison, progress)
+        clips = _labelled_clips(inputs, comparison)
         good, skipped = decode_clips(profile, clips, progress, "decode analysis and finetune clips")
         fitted = _fit_and_decide(profile, good, f"{teacher}->{student}", progress, threads, device)
     decisions = _decisions(clips, good, skipped, fitted.pop("p_teacher_better"))
@@ -227,11 +230,8 @@ def train_switch(
     return out
 
 
-def _labelled_clips(profile: Profile, comparison: pd.DataFrame, progress: bool) -> pd.DataFrame:
+def _labelled_clips(inputs: StudyInputs, comparison: pd.DataFrame) -> pd.DataFrame:
     """The analysis and finetune clips, each with its class's switch label."""
-    from .study import prepare
-
-    inputs = prepare(profile, progress=progress)
     analysis = inputs.split("analysis").assign(split="analysis")
     finetune = inputs.split("finetune").assign(split="finetune")
     clips = pd.concat([analysis, finetune], ignore_index=True)[["clip", "split", "switch_split", "label", "path"]]
