@@ -65,6 +65,19 @@ def _is_missing(value) -> bool:
 def validate_trials(df: pd.DataFrame, where: str = "trials") -> pd.DataFrame:
     """A checked, normalised copy of a trials table (exact columns in schema order, ints, bools,
     lists, None for a skipped response). TrialsError names the column and row of the first fault."""
+    df = _schema_columns(df, where)
+    _check_names(df, where)
+    df["trial"] = _trial_numbers(df, where)
+    df["options"] = pd.Series(_option_lists(df, where), dtype=object)
+    responses, correct = _responses(df, where)
+    df["response"] = pd.Series(responses, dtype=object)
+    df["correct"] = np.asarray(correct, dtype=bool)
+    df["rt_s"] = _response_times(df, where)
+    _check_unique(df, where)
+    return df
+
+
+def _schema_columns(df: pd.DataFrame, where: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TrialsError(f"{where}: expected a DataFrame, got {type(df).__name__}")
     missing = [c for c in TRIAL_COLUMNS if c not in df.columns]
@@ -73,19 +86,15 @@ def validate_trials(df: pd.DataFrame, where: str = "trials") -> pd.DataFrame:
     extra = [c for c in df.columns if c not in TRIAL_COLUMNS]
     if extra:
         raise TrialsError(f"{where}: unknown column(s) {extra}; the schema is {TRIAL_COLUMNS}")
-    df = df[TRIAL_COLUMNS].reset_index(drop=True).copy()
+    return df[TRIAL_COLUMNS].reset_index(drop=True).copy()
 
+
+def _check_names(df: pd.DataFrame, where: str) -> None:
+    """The text columns, the condition and the source."""
     for col in ("participant", "clip", "label"):
         for pos, value in enumerate(df[col]):
             if not isinstance(value, str) or not value:
                 raise TrialsError(f"{_where(df, pos, where)}: column {col!r} must be a non-empty string (got {value!r})")
-    trial = []
-    for pos, value in enumerate(df["trial"]):
-        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
-        if not ok or int(value) < 1:
-            raise TrialsError(f"{_where(df, pos, where)}: column 'trial' must be an integer >= 1 (got {value!r})")
-        trial.append(int(value))
-    df["trial"] = np.asarray(trial, dtype=np.int64)
     for pos, value in enumerate(df["condition"]):
         if value not in CONDITIONS:
             raise TrialsError(f"{_where(df, pos, where)}: column 'condition' must be one of {', '.join(CONDITIONS)} (got {value!r})")
@@ -93,6 +102,18 @@ def validate_trials(df: pd.DataFrame, where: str = "trials") -> pd.DataFrame:
         if value not in SOURCES:
             raise TrialsError(f"{_where(df, pos, where)}: column 'source' must be 'human' or 'simulated' (got {value!r})")
 
+
+def _trial_numbers(df: pd.DataFrame, where: str) -> np.ndarray:
+    trial = []
+    for pos, value in enumerate(df["trial"]):
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
+        if not ok or int(value) < 1:
+            raise TrialsError(f"{_where(df, pos, where)}: column 'trial' must be an integer >= 1 (got {value!r})")
+        trial.append(int(value))
+    return np.asarray(trial, dtype=np.int64)
+
+
+def _option_lists(df: pd.DataFrame, where: str) -> list[list[str]]:
     options = []
     for pos, value in enumerate(df["options"]):
         if isinstance(value, np.ndarray):
@@ -102,15 +123,18 @@ def validate_trials(df: pd.DataFrame, where: str = "trials") -> pd.DataFrame:
         if df["label"].iloc[pos] not in value:
             raise TrialsError(f"{_where(df, pos, where)}: column 'options' does not hold the label {df['label'].iloc[pos]!r}")
         options.append(list(value))
-    df["options"] = pd.Series(options, dtype=object)
+    return options
 
+
+def _responses(df: pd.DataFrame, where: str) -> tuple[list[str | None], list[bool]]:
+    """Each row's answer, response (None: skipped) and correct flag, checked against each other."""
     responses, correct = [], []
     for pos in range(len(df)):
-        n_options = len(options[pos])
+        n_options = len(df["options"].iloc[pos])
         answer = df["answer"].iloc[pos]
         if not isinstance(answer, str) or answer not in LETTERS[:n_options]:
             raise TrialsError(f"{_where(df, pos, where)}: column 'answer' must be a letter A-{LETTERS[n_options - 1]} (got {answer!r})")
-        if options[pos][LETTERS.index(answer)] != df["label"].iloc[pos]:
+        if df["options"].iloc[pos][LETTERS.index(answer)] != df["label"].iloc[pos]:
             raise TrialsError(f"{_where(df, pos, where)}: column 'answer' ({answer}) does not point at the label {df['label'].iloc[pos]!r} among the options")
         response = df["response"].iloc[pos]
         if _is_missing(response) or response == "":
@@ -126,24 +150,27 @@ def validate_trials(df: pd.DataFrame, where: str = "trials") -> pd.DataFrame:
             raise TrialsError(f"{_where(df, pos, where)}: column 'correct' is {bool(flag)} but the response is {response!r} and the answer {answer!r}")
         responses.append(response)
         correct.append(bool(flag))
-    df["response"] = pd.Series(responses, dtype=object)
-    df["correct"] = np.asarray(correct, dtype=bool)
+    return responses, correct
 
+
+def _response_times(df: pd.DataFrame, where: str) -> np.ndarray:
     rts = []
     for pos, value in enumerate(df["rt_s"]):
         ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
         if not ok or not math.isfinite(float(value)) or float(value) < 0:
             raise TrialsError(f"{_where(df, pos, where)}: column 'rt_s' must be a finite number of seconds >= 0 (got {value!r})")
         rts.append(float(value))
-    df["rt_s"] = np.asarray(rts, dtype=np.float64)
+    return np.asarray(rts, dtype=np.float64)
 
+
+def _check_unique(df: pd.DataFrame, where: str) -> None:
+    """One row per participant and trial number, and per participant and clip."""
     dup = df[df.duplicated(["participant", "trial"], keep=False)]
     if len(dup):
         raise TrialsError(f"{where}: participant {dup['participant'].iloc[0]!r} has trial {dup['trial'].iloc[0]} more than once (rows {', '.join(str(i + 1) for i in dup.index[:2])})")
     met = df[df.duplicated(["participant", "clip"], keep=False)]
     if len(met):
         raise TrialsError(f"{where}: participant {met['participant'].iloc[0]!r} meets clip {met['clip'].iloc[0]!r} twice (rows {', '.join(str(i + 1) for i in met.index[:2])})")
-    return df
 
 
 def write_trials(df: pd.DataFrame, path: str | Path) -> Path:
