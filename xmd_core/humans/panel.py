@@ -131,25 +131,10 @@ def simulate_panel(
     `venue_weights` P(venue | class) of every class among the options (needed when
     ``params.venue_context``: :func:`world_venue_weights`).
     """
-    params.validate()
-    if params.venue_context > 0 and (venue_weights is None or "venue" not in clip_info):
-        raise ValueError("params.venue_context needs each clip's venue and the venue weights (panel.world_venue_weights(profile))")
-    info = clip_info.drop_duplicates("clip").set_index("clip")
-    absent = sorted(set(design["clip"]) - set(info.index))
-    if absent:
-        raise ValueError(f"no audible/visible draws for {len(absent)} clip(s) of the design, e.g. {absent[:3]}")
+    info = _clip_draws(design, clip_info, params, venue_weights)
     rng = np.random.default_rng([seed, 7])
     n = len(design)
-    participants = np.sort(design["participant"].unique())
-    clips = np.sort(design["clip"].unique())
-    ability = pd.Series(rng.normal(0.0, params.ability_sd, len(participants)), index=participants)
-    lapse_rate = pd.Series(
-        rng.beta(params.lapse_mean * params.lapse_concentration, (1 - params.lapse_mean) * params.lapse_concentration, len(participants))
-        if params.lapse_mean > 0
-        else np.zeros(len(participants)),
-        index=participants,
-    )
-    ease = pd.Series(rng.normal(0.0, params.clip_sd, len(clips)), index=clips)
+    ability, lapse_rate, ease = _random_effects(design, params, rng)
 
     condition = design["condition"].to_numpy()
     audible = info.loc[design["clip"], "audible"].to_numpy(dtype=bool)
@@ -182,13 +167,45 @@ def simulate_panel(
     median = median * np.where(recognised, 1.0, params.rt_unsure_factor)
     rt = np.round(median * np.exp(rng.normal(0.0, params.rt_sd_log, n)), 3)
 
+    return _as_trials(design, response, rt)
+
+
+def _clip_draws(design: pd.DataFrame, clip_info: pd.DataFrame, params: PanelParams, venue_weights: pd.DataFrame | None) -> pd.DataFrame:
+    """The draws of the design's clips, by clip; the parameters and inputs checked."""
+    params.validate()
+    if params.venue_context > 0 and (venue_weights is None or "venue" not in clip_info):
+        raise ValueError("params.venue_context needs each clip's venue and the venue weights (panel.world_venue_weights(profile))")
+    info = clip_info.drop_duplicates("clip").set_index("clip")
+    absent = sorted(set(design["clip"]) - set(info.index))
+    if absent:
+        raise ValueError(f"no audible/visible draws for {len(absent)} clip(s) of the design, e.g. {absent[:3]}")
+    return info
+
+
+def _random_effects(design: pd.DataFrame, params: PanelParams, rng: np.random.Generator) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each participant's ability and lapse rate, and each clip's ease (drawn in this order)."""
+    participants = np.sort(design["participant"].unique())
+    clips = np.sort(design["clip"].unique())
+    ability = pd.Series(rng.normal(0.0, params.ability_sd, len(participants)), index=participants)
+    lapse_rate = pd.Series(
+        rng.beta(params.lapse_mean * params.lapse_concentration, (1 - params.lapse_mean) * params.lapse_concentration, len(participants))
+        if params.lapse_mean > 0
+        else np.zeros(len(participants)),
+        index=participants,
+    )
+    ease = pd.Series(rng.normal(0.0, params.clip_sd, len(clips)), index=clips)
+    return ability, lapse_rate, ease
+
+
+def _as_trials(design: pd.DataFrame, response: list[str | None], rt: np.ndarray) -> pd.DataFrame:
+    """The trials table (the schema of :mod:`.schema`, checked) of the design's rows."""
     trials = pd.DataFrame(
         {
             "participant": design["participant"].to_numpy(),
             "trial": design["trial"].to_numpy(),
             "clip": design["clip"].to_numpy(),
             "label": design["label"].to_numpy(),
-            "condition": condition,
+            "condition": design["condition"].to_numpy(),
             "options": design["options"].map(list).to_numpy(),
             "answer": design["answer"].to_numpy(),
             "response": pd.Series(response, dtype=object).to_numpy(),
