@@ -197,83 +197,104 @@ def _vision_processors(sizes: TinySizes):
 def build_tiny_checkpoint(family: str, out_dir: str | Path, class_names: list[str], sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
     """Write an untrained tiny checkpoint of `family` (model + processor) to `out_dir`."""
     import torch
-    import transformers as tf
 
+    if family not in _BUILDERS:
+        raise ValueError(f"no tiny checkpoint for model family {family!r}")
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer(class_names, family)
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in FAMILY_TOKENS[family].items()}
-    if family == "qwen2_audio":
-        config = tf.Qwen2AudioConfig(
-            audio_config=_audio_encoder(sizes), text_config=_text_config(sizes, tokenizer, mrope=False), audio_token_index=ids["audio_token"]
-        )
-        model = tf.Qwen2AudioForConditionalGeneration(config)
-        processor = tf.Qwen2AudioProcessor(feature_extractor=_feature_extractor(sizes), tokenizer=tokenizer, chat_template=tokenizer.chat_template)
-    elif family in ("qwen2_vl", "qwen2_5_vl"):
-        vision = dict(depth=sizes.encoder_layers, num_heads=sizes.heads, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
-        common = dict(
-            text_config=_text_config(sizes, tokenizer, mrope=True),
-            image_token_id=ids["image_token"],
-            video_token_id=ids["video_token"],
-            vision_start_token_id=ids["vision_start_token"],
-            vision_end_token_id=ids["vision_end_token"],
-        )
-        image_proc, video_proc = _vision_processors(sizes)
-        if family == "qwen2_vl":
-            vision.update(embed_dim=sizes.encoder_dim // 2, hidden_size=sizes.hidden_size, mlp_ratio=2)
-            model = tf.Qwen2VLForConditionalGeneration(tf.Qwen2VLConfig(vision_config=vision, **common))
-            processor = tf.Qwen2VLProcessor(image_processor=image_proc, video_processor=video_proc, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
-        else:
-            vision.update(
-                hidden_size=sizes.encoder_dim // 2,
-                out_hidden_size=sizes.hidden_size,
-                intermediate_size=sizes.encoder_dim,
-                window_size=56,
-                fullatt_block_indexes=[sizes.encoder_layers - 1],
-            )
-            model = tf.Qwen2_5_VLForConditionalGeneration(tf.Qwen2_5_VLConfig(vision_config=vision, **common))
-            processor = tf.Qwen2_5_VLProcessor(image_processor=image_proc, video_processor=video_proc, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
-    elif family == "qwen2_5_omni":
-        audio = {**_audio_encoder(sizes), "output_dim": sizes.hidden_size, "n_window": 50}
-        vision = dict(
-            depth=sizes.encoder_layers,
-            hidden_size=sizes.encoder_dim // 2,
-            out_hidden_size=sizes.hidden_size,
-            intermediate_size=sizes.encoder_dim,
-            num_heads=sizes.heads,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=56,
-            fullatt_block_indexes=[sizes.encoder_layers - 1],
-        )
-        config = tf.Qwen2_5OmniThinkerConfig(
-            audio_config=audio,
-            vision_config=vision,
-            text_config=_text_config(sizes, tokenizer, mrope=True),
-            audio_token_index=ids["audio_token"],
-            image_token_index=ids["image_token"],
-            video_token_index=ids["video_token"],
-            audio_start_token_id=ids["audio_bos_token"],
-            audio_end_token_id=ids["audio_eos_token"],
-            vision_start_token_id=ids["vision_bos_token"],
-            vision_end_token_id=ids["vision_eos_token"],
-            tie_word_embeddings=True,  # the thinker ties at its own level, not the text config's
-        )
-        model = tf.Qwen2_5OmniThinkerForConditionalGeneration(config)
-        image_proc, video_proc = _vision_processors(sizes)
-        processor = tf.Qwen2_5OmniProcessor(
-            image_processor=image_proc,
-            video_processor=video_proc,
-            feature_extractor=_feature_extractor(sizes),
-            tokenizer=tokenizer,
-            chat_template=tokenizer.chat_template,
-        )
-    else:
-        raise ValueError(f"no tiny checkpoint for model family {family!r}")
+    model, processor = _BUILDERS[family](family, sizes, tokenizer, ids)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def _qwen2_audio(family: str, sizes: TinySizes, tokenizer, ids: dict[str, int]):
+    import transformers as tf
+
+    config = tf.Qwen2AudioConfig(
+        audio_config=_audio_encoder(sizes), text_config=_text_config(sizes, tokenizer, mrope=False), audio_token_index=ids["audio_token"]
+    )
+    model = tf.Qwen2AudioForConditionalGeneration(config)
+    processor = tf.Qwen2AudioProcessor(feature_extractor=_feature_extractor(sizes), tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+    return model, processor
+
+
+def _qwen_vl(family: str, sizes: TinySizes, tokenizer, ids: dict[str, int]):
+    """Qwen2-VL and Qwen2.5-VL: the same layout, their own vision towers."""
+    import transformers as tf
+
+    vision = dict(depth=sizes.encoder_layers, num_heads=sizes.heads, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    common = dict(
+        text_config=_text_config(sizes, tokenizer, mrope=True),
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+        vision_start_token_id=ids["vision_start_token"],
+        vision_end_token_id=ids["vision_end_token"],
+    )
+    image_proc, video_proc = _vision_processors(sizes)
+    if family == "qwen2_vl":
+        vision.update(embed_dim=sizes.encoder_dim // 2, hidden_size=sizes.hidden_size, mlp_ratio=2)
+        model = tf.Qwen2VLForConditionalGeneration(tf.Qwen2VLConfig(vision_config=vision, **common))
+        processor = tf.Qwen2VLProcessor(image_processor=image_proc, video_processor=video_proc, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+        return model, processor
+    vision.update(
+        hidden_size=sizes.encoder_dim // 2,
+        out_hidden_size=sizes.hidden_size,
+        intermediate_size=sizes.encoder_dim,
+        window_size=56,
+        fullatt_block_indexes=[sizes.encoder_layers - 1],
+    )
+    model = tf.Qwen2_5_VLForConditionalGeneration(tf.Qwen2_5_VLConfig(vision_config=vision, **common))
+    processor = tf.Qwen2_5_VLProcessor(image_processor=image_proc, video_processor=video_proc, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+    return model, processor
+
+
+def _qwen2_5_omni(family: str, sizes: TinySizes, tokenizer, ids: dict[str, int]):
+    """The Omni thinker (the part that answers in text)."""
+    import transformers as tf
+
+    audio = {**_audio_encoder(sizes), "output_dim": sizes.hidden_size, "n_window": 50}
+    vision = dict(
+        depth=sizes.encoder_layers,
+        hidden_size=sizes.encoder_dim // 2,
+        out_hidden_size=sizes.hidden_size,
+        intermediate_size=sizes.encoder_dim,
+        num_heads=sizes.heads,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=56,
+        fullatt_block_indexes=[sizes.encoder_layers - 1],
+    )
+    config = tf.Qwen2_5OmniThinkerConfig(
+        audio_config=audio,
+        vision_config=vision,
+        text_config=_text_config(sizes, tokenizer, mrope=True),
+        audio_token_index=ids["audio_token"],
+        image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"],
+        tie_word_embeddings=True,  # the thinker ties at its own level, not the text config's
+    )
+    model = tf.Qwen2_5OmniThinkerForConditionalGeneration(config)
+    image_proc, video_proc = _vision_processors(sizes)
+    processor = tf.Qwen2_5OmniProcessor(
+        image_processor=image_proc,
+        video_processor=video_proc,
+        feature_extractor=_feature_extractor(sizes),
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+    )
+    return model, processor
+
+
+#: The builder of each model family's tiny checkpoint: (family, sizes, tokenizer, token ids) -> (model, processor).
+_BUILDERS = {"qwen2_audio": _qwen2_audio, "qwen2_vl": _qwen_vl, "qwen2_5_vl": _qwen_vl, "qwen2_5_omni": _qwen2_5_omni}
