@@ -119,7 +119,8 @@ def _book(args: argparse.Namespace) -> None:
         print(f"browser check: {pages} pages, no console error, every image, widget and clip loaded")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The `xmd` command line: one subcommand per stage, and the study and the book."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     parser = argparse.ArgumentParser(prog="xmd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,8 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--check", action="store_true", help="then open every page in headless Chromium (xmd_core.book_check)")
     p.add_argument("--screenshots", metavar="DIR", help="with --check: save each explore selector's page before and after switching, as PNGs in DIR")
     p.set_defaults(func=_book)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     try:
         check_args(args)
         args.func(args)
