@@ -69,3 +69,16 @@ def test_the_registry_and_the_recipes_are_the_vocabulary_s():
     assert tuple(REGISTRY) == vocabulary.MODEL_NAMES
     assert tuple(RECIPES) == vocabulary.RECIPE_NAMES and vocabulary.DEFAULT_RECIPE == "teacher-labels"
     assert vocabulary.run_for("qwen2-vl", "generate") == "qwen2-vl@generate" and vocabulary.run_for("qwen2-vl") == "qwen2-vl"
+
+
+#: The longest a function of the package may be (lines, docstring included): about a screen.
+MAX_FUNCTION_LINES = 70
+
+
+def test_no_function_is_longer_than_a_screen():
+    too_long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+                too_long.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
