@@ -461,7 +461,7 @@ def evaluate_distilled(
 # --- the whole experiment --------------------------------------------------------------------------
 
 
-def run_distillation(profile: Profile, progress: bool = True) -> None:
+def run_distillation(profile: Profile, progress: bool = True, inputs=None) -> None:
     """Everything the switch, distillation and ablation chapters read, computed once (each step
     is idempotent): both switches, both directions' default students, the ablations of the
     first direction, every student evaluated on the analysis, test and unseen splits, and the
@@ -469,7 +469,7 @@ def run_distillation(profile: Profile, progress: bool = True) -> None:
     from .study import prepare
     from .switch import train_switch
 
-    inputs = prepare(profile, progress=False)
+    inputs = inputs if inputs is not None else prepare(profile, progress=False)
     unseen = inputs.split("unseen")
     for teacher, student in DIRECTIONS:
         if not unseen.empty:

@@ -412,11 +412,13 @@ def evaluate_models(
     splits: tuple[str, ...] = ("analysis", "test"),
     mode: str = "letters",
     progress: bool = True,
+    inputs=None,
 ) -> pd.DataFrame:
     """Evaluate every model of the profile under each of its conditions on `splits`.
 
     Returns one row per (model, split, condition) with the run record's figures; models that
     cannot be loaded here (no tiny version, missing packages) are listed with the reason.
+    `inputs`: the study's shared tables (`study.StudyInputs`), built here when not given.
     """
     from .models.registry import ModelUnavailable, get_spec
     from .checkpoints import ensure_models
@@ -427,7 +429,7 @@ def evaluate_models(
     # Under a launcher the main process builds the shared tables (world, probe, questions,
     # experts) first; the others then find them stored.
     with state.main_process_first():
-        inputs = prepare(profile, progress=progress)
+        inputs = inputs if inputs is not None else prepare(profile, progress=progress)
         ensure_models(profile, names, progress=progress)
     if not progress:  # quiet in notebooks: no checkpoint-loading bars in the book's pages
         import transformers

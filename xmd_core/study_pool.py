@@ -34,13 +34,14 @@ def model_work(name: str, profile: Profile) -> str:
     from .study import prepare
 
     train_in_worker(name, profile)
-    evaluate_models(profile, names=(name,), progress=False)
-    evaluate_models(profile, names=(name,), splits=("analysis",), mode="generate", progress=False)
+    inputs = prepare(profile, progress=False)  # the shared tables, once for this worker's tasks
+    evaluate_models(profile, names=(name,), progress=False, inputs=inputs)
+    evaluate_models(profile, names=(name,), splits=("analysis",), mode="generate", progress=False, inputs=inputs)
     if any(name in direction for direction in DIRECTIONS):  # what the switch and distillation read
-        unseen = prepare(profile, progress=False).split("unseen")
+        unseen = inputs.split("unseen")
         if not unseen.empty:
             answers_on(profile, name, unseen, "unseen", progress=False)
-        answers_on(profile, name, finetune_clips(profile), "finetune", progress=False)
+        answers_on(profile, name, finetune_clips(profile, inputs), "finetune", progress=False)
     return name
 
 
@@ -105,24 +106,24 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
     from .study_results import distillation_summary
     from .evaluate import evaluate_models
     from .checkpoints import ensure_models
-    from .study import ensure_world
+    from .study import prepare
 
     side = runs_side_by_side(profile)
     with clock.stage("world"):
-        ensure_world(profile)
+        inputs = prepare(profile)  # builds the world first; every stage of this process reads these tables
     with clock.stage("experts and their evaluations, side by side" if side else "experts"):
         if side:
             run_tasks(model_tasks(profile), jobs=jobs, desc="experts and evaluations")
         ensure_models(profile, jobs=jobs)
     with clock.stage("evaluation (letters)"):
-        print(evaluate_models(profile).to_string())
+        print(evaluate_models(profile, inputs=inputs).to_string())
     with clock.stage("evaluation (generation)"):
-        print(evaluate_models(profile, splits=("analysis",), mode="generate").to_string())
+        print(evaluate_models(profile, splits=("analysis",), mode="generate", inputs=inputs).to_string())
     if side:
         with clock.stage("switches, side by side"):
             run_tasks(switch_tasks(profile), jobs=jobs, desc="switches")
         with clock.stage("distillation and ablations, side by side"):
             run_tasks(recipe_tasks(profile), jobs=jobs, desc="distillation")
     with clock.stage("switches, distillation, ablations"):
-        run_distillation(profile)
+        run_distillation(profile, inputs=inputs)
         print(distillation_summary(profile).to_string())

@@ -193,7 +193,7 @@ def train_switch(
         comparison = class_comparison(teacher_preds, student_preds)
         clips = _labelled_clips(inputs, comparison)
         good, skipped = decode_clips(profile, clips, progress, "decode analysis and finetune clips")
-        fitted = _fit_and_decide(profile, good, f"{teacher}->{student}", progress, threads, device)
+        fitted = _fit_and_decide(profile, inputs, good, f"{teacher}->{student}", progress, threads, device)
     decisions = _decisions(clips, good, skipped, fitted.pop("p_teacher_better"))
     model, history = fitted.pop("model"), fitted.pop("history")
     metrics = {
@@ -239,13 +239,13 @@ def _labelled_clips(inputs: StudyInputs, comparison: pd.DataFrame) -> pd.DataFra
     return clips
 
 
-def _fit_and_decide(profile: Profile, good: pd.DataFrame, direction: str, progress: bool, threads: int | None, device: str | None) -> dict:
+def _fit_and_decide(profile: Profile, inputs: StudyInputs, good: pd.DataFrame, direction: str, progress: bool, threads: int | None, device: str | None) -> dict:
     """Train the switch on the analysis clips' train part (validated on its val part), then
     decide every decodable clip: the model, its history, p(teacher better) per row of `good`,
     and the run's figures for the record."""
     cfg = profile.switch
     dev = pick_device(device)
-    model, source = initial_model(profile, progress=progress, threads=threads, device=device)
+    model, source = initial_model(profile, progress=progress, threads=threads, device=device, inputs=inputs)
     model = model.to(dev)
     length = fixed_length(good.loc[good["split"] == "analysis", "samples"].to_numpy(), profile.media.sample_rate)
     is_train = ((good["split"] == "analysis") & (good["switch_split"] == "train")).to_numpy(dtype=bool, copy=True)

@@ -62,7 +62,7 @@ def holdout(rows: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
-def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None = 1, device: str | None = None) -> Path:
+def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None = 1, device: str | None = None, inputs=None) -> Path:
     """Pre-train the Cnn14 audio tagger of an embedded profile on its `pretrain` split (single
     label, cross-entropy over the split's classes); returns the checkpoint, trained once per key
     (its folder, named by the key, is a `store` step whose record is `tagger.json`)."""
@@ -71,13 +71,13 @@ def pretrain_tagger(profile: Profile, progress: bool = True, threads: int | None
     target = tagger_checkpoint(profile)
 
     def train_into(work: Path) -> dict:
-        return _train_tagger(work / target.name, profile, progress, threads, device)
+        return _train_tagger(work / target.name, profile, progress, threads, device, inputs)
 
     store.compute(target.parent, TAGGER_RECORD, tagger_key(profile), train_into, "switch tagger", progress)
     return target
 
 
-def _train_tagger(target: Path, profile: Profile, progress: bool, threads: int | None, device: str | None) -> dict:
+def _train_tagger(target: Path, profile: Profile, progress: bool, threads: int | None, device: str | None, inputs=None) -> dict:
     """Train the tagger and save it to `target`; returns its record's fields."""
     from .study import prepare
 
@@ -85,7 +85,7 @@ def _train_tagger(target: Path, profile: Profile, progress: bool, threads: int |
     started = time.perf_counter()
     dev = pick_device(device)
     with torch_threads(threads):
-        inputs = prepare(profile, progress=progress)
+        inputs = inputs if inputs is not None else prepare(profile, progress=progress)
         rows = inputs.split("pretrain")
         if rows.empty:
             raise ConfigError(f"{profile.name}: no `pretrain` clips to pre-train the switch's tagger on; set switch.pretrained to PANNs' checkpoint")
@@ -130,9 +130,10 @@ def load_tagger(path: str | Path) -> tuple[Cnn14, dict]:
     return model.eval(), saved["report"]
 
 
-def initial_model(profile: Profile, progress: bool = True, threads: int | None = 1, device: str | None = None) -> tuple[Cnn14, dict]:
+def initial_model(profile: Profile, progress: bool = True, threads: int | None = 1, device: str | None = None, inputs=None) -> tuple[Cnn14, dict]:
     """The Cnn14 the switch starts from (PANNs' checkpoint or the embedded tagger), with a fresh
-    one-logit output layer; and a record of where it came from."""
+    one-logit output layer; and a record of where it came from (`inputs`: the study's shared
+    tables, for a tagger still to pre-train)."""
     cfg = profile.switch
     if cfg.pretrained:
         path = Path(cfg.pretrained)
@@ -142,7 +143,7 @@ def initial_model(profile: Profile, progress: bool = True, threads: int | None =
             raise ConfigError(f"{profile.name}: switch.width is {cfg.width} but {path} holds a Cnn14 of width {model.config['width']}")
         source = {"source": "panns", "path": str(path)}
     elif cfg.tagger_epochs > 0:
-        path = pretrain_tagger(profile, progress=progress, threads=threads, device=device)
+        path = pretrain_tagger(profile, progress=progress, threads=threads, device=device, inputs=inputs)
         model, report = load_tagger(path)
         source = {"source": "tagger", "path": str(path), "tagger_key": report["key"], "tagger_held_out_accuracy": report["held_out_accuracy"],
                   "tagger_seconds": report["seconds"], "tagger_classes": len(report["classes"])}
