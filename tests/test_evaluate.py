@@ -186,3 +186,26 @@ def test_an_empty_split_is_refused_before_a_record_is_written(setup):
     with pytest.raises(ValueError, match=r"no clips to evaluate in split 'test'"):
         evaluate(adapter, profile, clips.head(0), "audio", "test", run="empty", progress=False)
     assert not (run_dir(profile, "empty", "test", "audio") / "run.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["record removed", "record cut short"])
+def test_shards_without_a_readable_record_are_answered_again(setup, damage, capsys):
+    """A run writes its record before its first shard, so shards without a readable record are
+    of unknown origin: never trusted, answered again."""
+    profile, clips = setup
+    adapter = load_model("qwen2-audio", profile)
+    run = f"norecord-{damage.split()[1]}"
+    whole = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=4, progress=False)
+    folder = run_dir(profile, run, "test", "audio")
+    shard = folder / "shard-00000.parquet"
+    pd.read_parquet(shard).assign(predicted="A").to_parquet(shard)  # answers no run of this record gave
+    if damage == "record removed":
+        (folder / "run.json").unlink()
+    else:
+        (folder / "run.json").write_text('{"plan": {"clips"')
+    with pytest.raises(FileNotFoundError, match="run.json: missing or unreadable"):
+        load_record(profile, run, "test", "audio")
+    again = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=4, progress=True)
+    assert "no readable run.json says what answered its shards" in capsys.readouterr().out
+    assert again["predicted"].tolist() == whole["predicted"].tolist()
+    assert load_record(profile, run, "test", "audio")["status"] == "done"

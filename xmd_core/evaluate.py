@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from . import store
 from .atomic import write_atomically, write_text_atomically
 from .config import REPO_ROOT, Profile
 from .media import MediaCache, MediaError
@@ -46,6 +47,9 @@ PREDICTION_COLUMNS = [
     "clip", "label", "condition", "options", "answer", "letter_logits", "predicted", "correct", "seconds", "error",
 ]  # fmt: skip
 SHARD_SIZE = 256
+
+#: A run's record: its plan, written before its first shard, and its figures once done.
+RUN_RECORD = "run.json"
 
 
 @dataclass(frozen=True)
@@ -246,9 +250,9 @@ def evaluate(
     plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode,
             "model": getattr(adapter, "identity", adapter.name),  # retrained weights must not reuse old answers
             "questions": question_digests(clips, shard_size)}  # nor a relabelled clip or a rebuilt question
-    record_path = out / "run.json"
-    previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    todo, redo = _shards_to_answer(out, previous.get("plan"), plan, shard_size, report=main)
+    record_path = out / RUN_RECORD
+    previous = store.read_record(out, RUN_RECORD) or {}  # an unreadable record counts as none
+    todo, redo = _shards_to_answer(out, previous.get("plan"), plan, shard_size, report=main, recorded=bool(previous))
     if previous.get("status") == "done" and not todo:
         return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
     state.wait_for_everyone()
@@ -317,10 +321,11 @@ def _outcome(predictions: pd.DataFrame, spent: list[tuple[float, float, int]], w
     }
 
 
-def _shards_to_answer(out: Path, stored_plan: dict | None, plan: dict, shard_size: int, report: bool) -> tuple[list[int], list[int]]:
+def _shards_to_answer(out: Path, stored_plan: dict | None, plan: dict, shard_size: int, report: bool, recorded: bool) -> tuple[list[int], list[int]]:
     """The shards still to answer, and those of them whose stored file must go first (another
-    plan's, or unreadable). Every process reads the folder before any of them writes (the
-    barrier in `evaluate`), so all see the same shards and take the same decisions."""
+    plan's, unreadable, or without a readable record: a run writes its record before its first
+    shard, so such shards are of unknown origin). Every process reads the folder before any of
+    them writes (the barrier in `evaluate`), so all see the same shards and take the same decisions."""
     n_shards = (plan["clips"] + shard_size - 1) // shard_size
     shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
     broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
@@ -328,6 +333,8 @@ def _shards_to_answer(out: Path, stored_plan: dict | None, plan: dict, shard_siz
         redo, why = shards_to_redo(stored_plan, plan, n_shards)
     except RuntimeError as exc:
         raise RuntimeError(f"{out} {exc}") from None
+    if not recorded and any(p.is_file() for p in shard_path):
+        redo, why = list(range(n_shards)), f"no readable {RUN_RECORD} says what answered its shards"
     redo = sorted(set(redo) | set(broken))
     todo = [s for s in range(n_shards) if s in redo or not shard_path[s].is_file()]
     if report and redo:
@@ -374,7 +381,12 @@ def load_predictions(profile: Profile, run: str, split: str, condition: str) -> 
 
 
 def load_record(profile: Profile, run: str, split: str, condition: str) -> dict:
-    return json.loads((run_dir(profile, run, split, condition) / "run.json").read_text())
+    """A run's record; a missing or unreadable one is an error that names the file."""
+    folder = run_dir(profile, run, split, condition)
+    record = store.read_record(folder, RUN_RECORD)
+    if record is None:
+        raise FileNotFoundError(f"{folder / RUN_RECORD}: missing or unreadable; evaluate the run again")
+    return record
 
 
 def model_answers(
@@ -387,8 +399,8 @@ def model_answers(
 
     run = run or name
     weights = model_identity(checkpoint_path(name, profile), adapter_dir)
-    if (run_dir(profile, run, split, condition) / "run.json").is_file():
-        stored = load_record(profile, run, split, condition)
+    stored = store.read_record(run_dir(profile, run, split, condition), RUN_RECORD)
+    if stored is not None:
         plan = stored.get("plan", {})
         ordered = clips.sort_values("clip")
         asked = question_digests(ordered, plan["shard_size"]) if "shard_size" in plan else None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Profile, profile_argument
-from .evaluate import run_dir, status_row
+from .evaluate import RUN_RECORD, load_record, run_dir, status_row
 from .study import StudyInputs
 from .vocabulary import ABLATION_DIRECTION, DEFAULT_RECIPE, DIRECTIONS, RECIPE_NAMES, run_for
 
@@ -45,8 +45,8 @@ def need(path: Path, writer: str, profile: Profile | None = None) -> Path:
 
 def need_run(profile: Profile, run: str, split: str, condition: str) -> dict:
     """The record of a finished prediction run (its `run.json` says done)."""
-    path = need(run_dir(profile, run, split, condition) / "run.json", "predictions", profile)
-    record = json.loads(path.read_text())
+    path = need(run_dir(profile, run, split, condition) / RUN_RECORD, "predictions", profile)
+    record = load_record(profile, run, split, condition)
     if record.get("status") != "done":
         raise MissingResult(path, f"{WRITERS['predictions']}: run `{study_command(profile)}`", "the run did not finish")
     return record
