@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_atomically, write_text_atomically
 from ..config import Profile, WorldConfig
 from ..locks import exclusive
+from ..store import read_record
 from . import classes as classes_mod
 from . import context, domain
 from .classes import PRETRAIN_GROUPS, select_classes
@@ -175,12 +176,8 @@ def write_tables(paths: WorldPaths, table: pd.DataFrame, draws: list[ClipDraw]) 
 
 
 def _read_manifest(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None  # a manifest cut short by a kill: the build starts over from its clips
+    # missing or unreadable (cut short): None, and the build starts over from its clips
+    return read_record(path.parent, path.name)
 
 
 def _manifest_key(profile: Profile) -> dict:
