@@ -12,8 +12,10 @@ older folder. So:
 
 `compute` is the whole cycle under the folder's lock (experts, the switch's tagger); `publish` is
 its last half, for a stage that computes before it knows it will save (distillation: several
-processes train, one saves; the switch: its checkpoint is saved beside, in the artifacts). Evaluation and the world keep their own finer resumption (a shard or a
-clip at a time), recorded the same way: a plan or manifest with a key, checked before reuse.
+processes train, one saves; the switch: its checkpoint is saved beside, in the artifacts).
+Evaluation and the world keep their own finer resumption (a shard or a clip at a time, which a
+whole-folder rename would throw away); they read their record (a plan, a manifest) through
+`read_record`, so a missing or unreadable one means nothing stored is trusted there either.
 """
 
 from __future__ import annotations
