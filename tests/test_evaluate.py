@@ -1,6 +1,7 @@
 """Resumable evaluation: shards, a killed run that resumes, error rows for corrupt clips."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 import numpy as np
 import psutil
 import pandas as pd
+
 import pytest
 
 from xmd_core import data, mcq
@@ -125,7 +127,7 @@ def test_other_weights_answer_again(setup):
     adapter.identity += "; retrained"  # as a retrained expert or another adapter would be
     evaluate(adapter, profile, clips.head(3), "audio", "test", run="identity", progress=False)
     again = load_record(profile, "identity", "test", "audio")
-    assert again["plan"]["model"].endswith("; retrained") and again["status"] == "done"
+    assert again["key"]["model"].endswith("; retrained") and again["status"] == "done"
     assert len(load_predictions(profile, "identity", "test", "audio")) == 3
 
 
@@ -188,24 +190,29 @@ def test_an_empty_split_is_refused_before_a_record_is_written(setup):
     assert not (run_dir(profile, "empty", "test", "audio") / "run.json").exists()
 
 
-@pytest.mark.parametrize("damage", ["record removed", "record cut short"])
+@pytest.mark.parametrize("damage", ["record removed", "record cut short", "record without key"])
 def test_shards_without_a_readable_record_are_answered_again(setup, damage, capsys):
     """A run writes its record before its first shard, so shards without a readable record are
     of unknown origin: never trusted, answered again."""
     profile, clips = setup
     adapter = load_model("qwen2-audio", profile)
-    run = f"norecord-{damage.split()[1]}"
+    run = f"norecord-{damage.split()[1]}-{damage.split()[-1]}"
     whole = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=4, progress=False)
     folder = run_dir(profile, run, "test", "audio")
     shard = folder / "shard-00000.parquet"
     pd.read_parquet(shard).assign(predicted="A").to_parquet(shard)  # answers no run of this record gave
     if damage == "record removed":
         (folder / "run.json").unlink()
-    else:
-        (folder / "run.json").write_text('{"plan": {"clips"')
-    with pytest.raises(FileNotFoundError, match="run.json: missing or unreadable"):
-        load_record(profile, run, "test", "audio")
+    elif damage == "record cut short":
+        (folder / "run.json").write_text('{"key": {"clips"')
+    else:  # an older layout's record: readable, finished, but no key says what it holds
+        record = json.loads((folder / "run.json").read_text())
+        record["plan"] = record.pop("key")
+        (folder / "run.json").write_text(json.dumps(record))
+    if damage != "record without key":
+        with pytest.raises(FileNotFoundError, match="run.json: missing or unreadable"):
+            load_record(profile, run, "test", "audio")
     again = evaluate(adapter, profile, clips, "audio", "test", run=run, shard_size=4, progress=True)
-    assert "no readable run.json says what answered its shards" in capsys.readouterr().out
+    assert "no readable run.json with a key says what answered its shards" in capsys.readouterr().out
     assert again["predicted"].tolist() == whole["predicted"].tolist()
     assert load_record(profile, run, "test", "audio")["status"] == "done"

@@ -62,6 +62,20 @@ def test_a_lower_layer_never_imports_a_higher_one(low, high):
     assert not wrong, f"{low} reaches {wrong}"
 
 
+#: The stages that keep finished work, each through the one artifact store (`xmd_core.store`).
+STORING_STAGES = ("xmd_core.world.build", "xmd_core.experts", "xmd_core.evaluate", "xmd_core.switch_tagger",
+                  "xmd_core.switch", "xmd_core.distill")
+
+
+def test_every_stage_keeps_its_work_through_the_store():
+    graph = import_graph()
+    assert [m for m in STORING_STAGES if not graph.has_edge(m, "xmd_core.store")] == []
+    for module in STORING_STAGES:
+        source = (REPO_ROOT / (module.replace(".", "/") + ".py")).read_text()
+        # a record written by hand would bypass the store's rules
+        assert "write_text_atomically(json.dumps" not in source, f"{module} writes a record by hand, not through the store"
+
+
 def test_the_registry_and_the_recipes_are_the_vocabulary_s():
     from xmd_core.distill import RECIPES
     from xmd_core.models.registry import REGISTRY

@@ -65,3 +65,18 @@ def test_a_dead_runs_partial_folder_is_removed_and_a_live_ones_kept(tmp_path):
     store.publish(tmp_path / "step", RECORD, "k", writer([]))
     assert not dead.exists() and live.is_dir()
     assert not list(tmp_path.glob(f".step.partial-{os.getpid()}"))  # its own was renamed into place
+
+
+def test_a_part_wise_step_is_finished_only_once_marked_done(tmp_path):
+    """Evaluation and the world write their record `running` before their first part: such a
+    folder is never taken as finished, and its key says whose parts it holds."""
+    key = {"clips": 8, "questions": ["a1", "b2"]}
+    assert store.stored_key(tmp_path, "run.json") is None
+    store.mark_running(tmp_path, "run.json", key, {"model": "m"})
+    assert not store.finished(tmp_path, "run.json", key)
+    assert store.stored_key(tmp_path, "run.json") == key
+    store.mark_done(tmp_path, "run.json", key, {"model": "m", "accuracy": 0.5})
+    assert store.finished(tmp_path, "run.json", key)
+    assert not store.finished(tmp_path, "run.json", {**key, "clips": 9})
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record == {"model": "m", "accuracy": 0.5, "key": key, "status": "done"}

@@ -198,7 +198,7 @@ def test_index_files_in_vggsound_formats(smoke):
     assert clips.audible.dtype == bool and clips.visible.dtype == bool
 
     manifest = json.loads(paths.manifest.read_text())
-    assert manifest["status"] == "complete" and manifest["config_hash"] == profile.config_hash("world")
+    assert manifest["status"] == "done" and manifest["key"]["config_hash"] == profile.config_hash("world")
     assert manifest["clips"] == len(clips) and manifest["seed"] == cfg.seed
     assert {"versions", "build", "design", "per_group"} <= set(manifest)
 
@@ -279,7 +279,7 @@ def test_complete_world_returns_at_once_and_resumes(smoke, tmp_path):
     for name in removed:
         assert (clips_dir / name).read_bytes() == (paths.clips_dir / name).read_bytes()
     record = json.loads((copy.world_dir / "world.json").read_text())
-    assert record["status"] == "complete" and record["build"]["clips_written"] == 5
+    assert record["status"] == "done" and record["build"]["clips_written"] == 5
 
 
 @pytest.mark.slow
@@ -290,7 +290,7 @@ def test_changed_config_rebuilds_everything(smoke, tmp_path):
     changed = smoke_at(root, test_per_class=2)
     out = build_world(changed, workers=1, progress=False)
     record = json.loads(out.manifest.read_text())
-    assert record["config_hash"] == changed.config_hash("world") != profile.config_hash("world")
+    assert record["key"]["config_hash"] == changed.config_hash("world") != profile.config_hash("world")
     assert record["build"]["clips_written"] == record["clips"] == len(load_clips(out))
     assert sorted(p.stem for p in out.clips_dir.iterdir()) == sorted(load_clips(out)["clip"])
 
@@ -320,7 +320,7 @@ def test_two_builds_at_once_on_a_fresh_folder_both_end_with_one_world(smoke, tmp
     assert [run.returncode for run in runs] == [0, 0], errors
     built = tmp_path / "world" / "clips"
     assert sorted(p.name for p in built.iterdir()) == sorted(p.name for p in paths.clips_dir.iterdir())
-    assert json.loads((tmp_path / "world" / "world.json").read_text())["status"] == "complete"
+    assert json.loads((tmp_path / "world" / "world.json").read_text())["status"] == "done"
 
 
 # --- what a clip carries --------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Run a model on a split under a condition; predictions in resumable Parquet shards.
 
 Layout: `results/<profile>/predictions/<run>/<split>/<condition>/shard-00000.parquet ...` and a
-`run.json` beside them. A shard is written atomically once all its clips are answered, so a
-killed run (even `kill -9`) resumes at the first missing shard and ends with the same
-predictions as an uninterrupted run. A clip that cannot be decoded or answered becomes an error
+`run.json` beside them. An evaluation is a part-wise step of the artifact store (`store`): its
+record, holding its key (`evaluation_key`: layout, weights, each shard's questions), is written
+"running" before the first shard and "done" after the last; a shard is written atomically once
+all its clips are answered. So a killed run (even `kill -9`) resumes at the first missing shard
+and ends with the same predictions as an uninterrupted run. A clip that cannot be decoded or answered becomes an error
 row with its reason: never an empty or random answer.
 
 Data parallel under Hugging Face `accelerate launch` (or `torchrun`): the shards still missing
@@ -17,7 +19,6 @@ before. See README "Scaling out".
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -33,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import store
-from .atomic import write_atomically, write_text_atomically
+from .atomic import write_atomically
 from .config import REPO_ROOT, Profile
 from .media import MediaCache, MediaError
 from .mcq import LETTERS
@@ -48,7 +49,7 @@ PREDICTION_COLUMNS = [
 ]  # fmt: skip
 SHARD_SIZE = 256
 
-#: A run's record: its plan, written before its first shard, and its figures once done.
+#: A run's record: its key, written before its first shard, and its figures once done.
 RUN_RECORD = "run.json"
 
 
@@ -247,14 +248,11 @@ def evaluate(
     out = run_dir(profile, run, split, condition)
     out.mkdir(parents=True, exist_ok=True)
     clips = clips.sort_values("clip").reset_index(drop=True)  # shards must not depend on input order
-    plan = {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode,
-            "model": getattr(adapter, "identity", adapter.name),  # retrained weights must not reuse old answers
-            "questions": question_digests(clips, shard_size)}  # nor a relabelled clip or a rebuilt question
-    record_path = out / RUN_RECORD
-    previous = store.read_record(out, RUN_RECORD) or {}  # an unreadable record counts as none
-    todo, redo = _shards_to_answer(out, previous.get("plan"), plan, shard_size, report=main, recorded=bool(previous))
-    if previous.get("status") == "done" and not todo:
+    plan = evaluation_key(clips, shard_size, mode, getattr(adapter, "identity", adapter.name))
+    if store.finished(out, RUN_RECORD, plan) and _shards_whole(out, plan):
         return load_predictions(profile, run, split, condition)  # finished: keep its record and timings
+    previous = store.read_record(out, RUN_RECORD)  # an unreadable record counts as none
+    todo, redo = _shards_to_answer(out, previous, plan, shard_size, report=main)
     state.wait_for_everyone()
     if redo:
         if main:
@@ -262,8 +260,8 @@ def evaluate(
                 (out / f"shard-{s:05d}.parquet").unlink(missing_ok=True)
         state.wait_for_everyone()  # no process writes a new shard before the old ones are gone
     if main:
-        record = {**_run_facts(profile, adapter, run, split, condition, mode), "plan": plan, "processes": n_processes, **(extra_record or {})}
-        write_text_atomically(json.dumps({**record, "status": "running"}, indent=1), record_path)
+        record = {**_run_facts(profile, adapter, run, split, condition, mode), "processes": n_processes, **(extra_record or {})}
+        store.mark_running(out, RUN_RECORD, plan, record)
 
     mine = todo[rank::n_processes]  # balanced on a resumed run too
     started = time.perf_counter()
@@ -282,10 +280,26 @@ def evaluate(
     state.wait_for_everyone()  # every shard is on disk
     if main:
         predictions = load_predictions(profile, run, split, condition)
-        record.update(status="done", **_outcome(predictions, spent, time.perf_counter() - started))
-        write_text_atomically(json.dumps(record, indent=1), record_path)  # only the main process writes it
+        record.update(_outcome(predictions, spent, time.perf_counter() - started))
+        store.mark_done(out, RUN_RECORD, plan, record)  # only the main process writes it
     state.wait_for_everyone()  # the record is written: every process may read it now
     return predictions if main else load_predictions(profile, run, split, condition)
+
+
+def evaluation_key(clips: pd.DataFrame, shard_size: int, mode: str, weights: str) -> dict:
+    """An evaluation's key (`run_plan` module): its layout, the weights and each shard's questions
+    (`clips` in clip order). Retrained weights, a relabelled clip or a rebuilt question must not
+    reuse old answers."""
+    return {"clips": len(clips), "shard_size": shard_size, "first": clips["clip"].iloc[0] if len(clips) else "", "mode": mode,
+            "model": weights, "questions": question_digests(clips, shard_size)}
+
+
+def _shards_whole(out: Path, plan: dict) -> bool:
+    """Whether every shard of `plan` is in `out` and reads back (a finished record is not enough
+    once a shard was removed or damaged)."""
+    n_shards = (plan["clips"] + plan["shard_size"] - 1) // plan["shard_size"]
+    paths = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
+    return all(p.is_file() and not unreadable(p) for p in paths)
 
 
 def _run_facts(profile: Profile, adapter: Adapter, run: str, split: str, condition: str, mode: str) -> dict:
@@ -321,20 +335,22 @@ def _outcome(predictions: pd.DataFrame, spent: list[tuple[float, float, int]], w
     }
 
 
-def _shards_to_answer(out: Path, stored_plan: dict | None, plan: dict, shard_size: int, report: bool, recorded: bool) -> tuple[list[int], list[int]]:
+def _shards_to_answer(out: Path, previous: dict | None, plan: dict, shard_size: int, report: bool) -> tuple[list[int], list[int]]:
     """The shards still to answer, and those of them whose stored file must go first (another
-    plan's, unreadable, or without a readable record: a run writes its record before its first
-    shard, so such shards are of unknown origin). Every process reads the folder before any of
-    them writes (the barrier in `evaluate`), so all see the same shards and take the same decisions."""
+    plan's, unreadable, or without a readable record holding a key: a run writes its record
+    before its first shard, so such shards are of unknown origin). Every process reads the folder
+    before any of them writes (the barrier in `evaluate`), so all see the same shards and take
+    the same decisions."""
     n_shards = (plan["clips"] + shard_size - 1) // shard_size
     shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
     broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
+    stored_plan = (previous or {}).get("key")
     try:
         redo, why = shards_to_redo(stored_plan, plan, n_shards)
     except RuntimeError as exc:
         raise RuntimeError(f"{out} {exc}") from None
-    if not recorded and any(p.is_file() for p in shard_path):
-        redo, why = list(range(n_shards)), f"no readable {RUN_RECORD} says what answered its shards"
+    if stored_plan is None and any(p.is_file() for p in shard_path):
+        redo, why = list(range(n_shards)), f"no readable {RUN_RECORD} with a key says what answered its shards"
     redo = sorted(set(redo) | set(broken))
     todo = [s for s in range(n_shards) if s in redo or not shard_path[s].is_file()]
     if report and redo:
@@ -398,16 +414,11 @@ def model_answers(
     from .models.registry import checkpoint_path, model_identity
 
     run = run or name
-    weights = model_identity(checkpoint_path(name, profile), adapter_dir)
-    stored = store.read_record(run_dir(profile, run, split, condition), RUN_RECORD)
-    if stored is not None:
-        plan = stored.get("plan", {})
-        ordered = clips.sort_values("clip")
-        asked = question_digests(ordered, plan["shard_size"]) if "shard_size" in plan else None
-        if stored.get("status") == "done" and plan.get("model") == weights and plan.get("questions") == asked:
-            done = load_predictions(profile, run, split, condition)
-            if len(done) == len(clips) and (done["clip"].to_numpy() == ordered["clip"].to_numpy()).all():
-                return done
+    ordered = clips.sort_values("clip").reset_index(drop=True)
+    plan = evaluation_key(ordered, SHARD_SIZE, "letters", model_identity(checkpoint_path(name, profile), adapter_dir))
+    folder = run_dir(profile, run, split, condition)
+    if store.finished(folder, RUN_RECORD, plan) and _shards_whole(folder, plan):
+        return load_predictions(profile, run, split, condition)
     adapter = load_model_here(name, profile, adapter_dir=adapter_dir)
     return evaluate(adapter, profile, clips, condition, split, run=run, progress=progress)
 

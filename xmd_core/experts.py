@@ -116,8 +116,7 @@ def expert_key(name: str, profile: Profile) -> dict:
     world = {}
     manifest = profile.world_dir / "world.json"
     if profile.data.source == "world":
-        stored = json.loads(manifest.read_text())
-        world = {k: stored.get(k) for k in ("config_hash", "generator_version")}
+        world = json.loads(manifest.read_text())["key"]  # config_hash, generator_version
     return {
         "experts_version": EXPERTS_VERSION,
         "name": name,

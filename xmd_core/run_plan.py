@@ -1,9 +1,9 @@
 """What an evaluation run's stored answers depend on, and which of its shards must be answered again.
 
-An evaluation (`evaluate.evaluate`) answers its clips in shards and records a *plan* in its
-`run.json`: the layout (how many clips, the shard size, the first clip, the mode), the weights
-(`model`) and, per shard, a digest of the questions it answers (`questions`: each clip's label,
-options and answer letter). On a later run with the same layout:
+An evaluation (`evaluate.evaluate`) answers its clips in shards and records its *plan* as the
+key of its `run.json` (`evaluate.evaluation_key`): the layout (how many clips, the shard size,
+the first clip, the mode), the weights (`model`) and, per shard, a digest of the questions it
+answers (`questions`: each clip's label, options and answer letter). On a later run with the same layout:
 
 - other weights: every shard is answered again;
 - a shard whose questions changed (a clip relabelled, a question rebuilt): that shard again;

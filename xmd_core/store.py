@@ -13,9 +13,14 @@ older folder. So:
 `compute` is the whole cycle under the folder's lock (experts, the switch's tagger); `publish` is
 its last half, for a stage that computes before it knows it will save (distillation: several
 processes train, one saves; the switch: its checkpoint is saved beside, in the artifacts).
-Evaluation and the world keep their own finer resumption (a shard or a clip at a time, which a
-whole-folder rename would throw away); they read their record (a plan, a manifest) through
-`read_record`, so a missing or unreadable one means nothing stored is trusted there either.
+
+A *part-wise* step (evaluation: a shard of answers at a time; the world: a clip at a time) keeps
+its finished parts across a kill, which a whole-folder rename would throw away. It writes its
+record first with `status: running` (`mark_running`), so that every part in the folder is known
+to come from that key; then each part atomically; then the record again without `running`
+(`mark_done`). `finished` is the same test for both kinds: a record with the key and not running.
+A part-wise stage keeps the parts of a running record of its key and recomputes the rest; parts
+under another key, or under no readable record, are never trusted.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from pathlib import Path
 
 from .atomic import remove_dead_partials, write_text_atomically
 from .locks import exclusive
+
+#: The status of a part-wise step's record while parts are still missing, and once they are in.
+RUNNING = "running"
+DONE = "done"
 
 
 def _as_stored(key):
@@ -45,9 +54,24 @@ def read_record(folder: Path, record: str) -> dict | None:
 
 
 def finished(folder: Path, record: str, key) -> bool:
-    """Whether `folder` holds a finished step of `key`."""
+    """Whether `folder` holds a finished step of `key` (for a part-wise step: every part is in)."""
     stored = read_record(folder, record)
-    return stored is not None and stored.get("key") == _as_stored(key)
+    return stored is not None and stored.get("key") == _as_stored(key) and stored.get("status") != RUNNING
+
+
+def stored_key(folder: Path, record: str):
+    """The key of the step stored in `folder`, finished or running; None without a readable record."""
+    return (read_record(folder, record) or {}).get("key")
+
+
+def mark_running(folder: Path, record: str, key, fields: dict | None = None) -> None:
+    """A part-wise step starts (or resumes) in `folder`: its parts from now on are `key`'s."""
+    write_text_atomically(json.dumps({**(fields or {}), "key": key, "status": RUNNING}, indent=1), Path(folder) / record)
+
+
+def mark_done(folder: Path, record: str, key, fields: dict | None = None) -> None:
+    """A part-wise step's parts are all in: its record, without `running`, is written last."""
+    write_text_atomically(json.dumps({**(fields or {}), "key": key, "status": DONE}, indent=1), Path(folder) / record)
 
 
 def replace_folder(work: Path, target: Path) -> None:

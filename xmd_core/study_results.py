@@ -85,7 +85,7 @@ def evaluation_status(profile: Profile, splits: tuple[str, ...] = ("analysis", "
         for split in splits:
             for condition in spec.conditions:
                 record = need_run(profile, run_for(name, mode), split, condition)
-                if record["plan"].get("model") != weights:
+                if record["key"].get("model") != weights:
                     raise MissingResult(run_dir(profile, run_for(name, mode), split, condition), f"`{study_command(profile)}`",
                                         "answers of other weights than the current checkpoint's")
                 rows.append(status_row(name, split, condition, record))

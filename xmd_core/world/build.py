@@ -10,16 +10,17 @@ Layout under `profile.world_dir`::
     stat.csv                       label,count,category      (no header; real VGGSound counts)
     clips.csv                      every clip with its draw (header)
     classes.csv                    the `select_classes` table (header)
-    world.json                     config hash, sizes, counts, versions, timings
+    world.json                     key (config hash, generator version), status, sizes, counts, versions, timings
 
-A build is idempotent (a complete world with the same config hash and generator version returns
-at once) and resumable (each mp4 is written to a `.part` file and renamed when whole, so a killed
-build redoes only the clips that are missing).
+A build is a part-wise step of the artifact store (`store`), a clip at a time: `world.json` is
+written "running" with its key before the first clip and "done" after the last, so a complete
+world with the same key returns at once, and a killed build redoes only the clips that are
+missing (each mp4 is written to a `.part` file and renamed when whole). Clips under another key
+are removed; files with no manifest at all were not written by a build and are never deleted.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import platform
@@ -33,10 +34,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..atomic import write_atomically, write_text_atomically
+from ..atomic import write_atomically
 from ..config import Profile, WorldConfig
 from ..locks import exclusive
-from ..store import read_record
+from .. import store
 from . import classes as classes_mod
 from . import context, domain
 from .classes import PRETRAIN_GROUPS, select_classes
@@ -175,11 +176,6 @@ def write_tables(paths: WorldPaths, table: pd.DataFrame, draws: list[ClipDraw]) 
     return clips
 
 
-def _read_manifest(path: Path) -> dict | None:
-    # missing or unreadable (cut short): None, and the build starts over from its clips
-    return read_record(path.parent, path.name)
-
-
 def _manifest_key(profile: Profile) -> dict:
     return {"config_hash": profile.config_hash("world"), "generator_version": GENERATOR_VERSION}
 
@@ -193,10 +189,7 @@ def _clips_on_disk(clips_dir: Path) -> set[str]:
 def is_complete(profile: Profile) -> bool:
     """The world on disk is whole and was built with this profile's world config."""
     paths = world_paths(profile)
-    manifest = _read_manifest(paths.manifest)
-    if not manifest or manifest.get("status") != "complete":
-        return False
-    if any(manifest.get(k) != v for k, v in _manifest_key(profile).items()):
+    if not store.finished(paths.root, paths.manifest.name, _manifest_key(profile)):
         return False
     tables = (paths.index_csv, paths.pretrain_csv, paths.unseen_csv, paths.stat_csv, paths.clips_table, paths.classes_table)
     if not all(p.is_file() for p in tables):
@@ -265,8 +258,7 @@ def _clear_stale_clips(paths: WorldPaths, key: dict, progress: bool) -> None:
     if not paths.manifest.is_file():
         raise RuntimeError(f"{paths.clips_dir} holds files but there is no world manifest ({paths.manifest}): "
                            "not deleting what no world build wrote; move the folder away, or remove it")
-    manifest = _read_manifest(paths.manifest) or {}  # unreadable: a world build's, of unknown config
-    if any(manifest.get(k) != v for k, v in key.items()):
+    if store.stored_key(paths.root, paths.manifest.name) != key:  # unreadable: a world build's, of unknown config
         if progress:
             tqdm.write(f"{paths.clips_dir}: clips of another world config ({paths.manifest}); building afresh")
         shutil.rmtree(paths.clips_dir)
@@ -278,7 +270,7 @@ def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: b
     key = _manifest_key(profile)
     _clear_stale_clips(paths, key, progress)
     paths.clips_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(json.dumps({**key, "status": "building"}, indent=1), paths.manifest)
+    store.mark_running(paths.root, paths.manifest.name, key)  # every clip from now on is this key's
 
     table, draws = plan_world(world)
     clips = write_tables(paths, table, draws)
@@ -313,8 +305,6 @@ def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: b
         raise RuntimeError(f"world build ended with {len(missing)} clips missing, e.g. {missing[0]}")
     seconds = time.perf_counter() - started
     manifest = {
-        **key,
-        "status": "complete",
         "profile": profile.name,
         "seed": world.seed,
         "world": asdict(world),
@@ -328,7 +318,7 @@ def _build(profile: Profile, paths: WorldPaths, workers: int | None, progress: b
             "clips_per_second": round(len(todo) / encode_seconds, 1) if todo and encode_seconds > 0 else None,
         },
     }
-    write_text_atomically(json.dumps(manifest, indent=1), paths.manifest)
+    store.mark_done(paths.root, paths.manifest.name, key, manifest)
     return paths
 
 
