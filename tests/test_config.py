@@ -40,6 +40,8 @@ def _write(tmp_path, text):
         ("data:\n  source: youtube\n", "data.source"),
         ("data:\n  source: vggsound\n", "clips_dir"),
         ("modles: {}\n", "modles"),
+        ("models:\n  hub_ids:\n    videollama: some/id\n", "models.hub_ids"),
+        ("models:\n  hub_ids: [videollama3]\n", "models.hub_ids"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, names):

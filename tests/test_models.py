@@ -124,3 +124,26 @@ def test_a_sample_holds_the_media_its_condition_gives(condition, audio, frames):
     assert (sample.clip, sample.prompt) == ("c1", "Which?")
     assert sample.audio == (("audio", "/clips/c1.mp4", 16000) if audio else None)
     assert sample.frames == (("frames", "/clips/c1.mp4", 1.0, 1024) if frames else None)
+
+
+def test_videollama3_stamps_each_frame_and_compresses_still_ones(profile, checkpoints):
+    """VideoLLaMA3's processor path: one "Time t s:" group per 1-fps frame, no padding to its
+    `min_frames` (4), fewer tokens for frames that did not change (token compression), and
+    clips of other lengths and compression batched as one row each."""
+    adapter = load_model("videollama3", profile)
+    rng = np.random.default_rng(2)
+    long = rng.integers(0, 255, (10, 96, 128, 3), dtype=np.uint8)  # a 10-s VGGSound clip at 1 fps
+    short = long[:2]  # a 2-s embedded clip
+    still = np.repeat(long[:1], 2, axis=0)  # a 2-s clip whose picture does not change
+    samples = [Sample(f"clip{i}", format_prompt(CLASSES[i : i + 10]), None, f) for i, f in enumerate((long, short, still))]
+    batch = adapter.inputs(samples, "silent_video")
+    tokens = adapter.processor.tokenizer
+    texts = [tokens.decode(ids) for ids in batch["input_ids"]]
+    assert [t.count("Time ") for t in texts] == [10, 2, 2]
+    assert "Time 9.0s:" in texts[0] and "Time 1.0s:" in texts[1] and "Time 2.0s:" not in texts[1]
+    video_tokens = (batch["input_ids"] == tokens.convert_tokens_to_ids(tokens.video_token)).sum(dim=1).tolist()
+    assert video_tokens[2] < video_tokens[1], f"a still clip keeps as many tokens as a moving one: {video_tokens}"
+    assert batch["video_compression_mask"].sum().item() == sum(video_tokens)
+    together = score_letters(adapter, samples, "silent_video")
+    alone = np.stack([score_letters(adapter, [s], "silent_video")[0] for s in samples])
+    np.testing.assert_allclose(together, alone, atol=1e-5)

@@ -39,31 +39,68 @@ def collect(profile: Profile, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def row_name(model: str, condition: str) -> str:
-    """The Table 1 row of a model under a condition (the paper names Omni's condition)."""
+def row_name(model: str, condition: str, note: bool = True) -> str:
+    """The Table 1 row of a model under a condition (the paper names Omni's condition); with
+    `note`, how the model that runs here differs from the paper's (`ModelSpec.row_note`)."""
     spec = REGISTRY[model]
-    return f"{spec.display} ({CONDITION_NAMES[condition]})" if len(spec.conditions) > 1 else spec.display
+    name = f"{spec.display} ({CONDITION_NAMES[condition]})" if len(spec.conditions) > 1 else spec.display
+    return f"{name} [{spec.row_note}]" if note and spec.row_note else name
+
+
+#: What a Table 1 cell of this run says when the model did not run.
+NOT_RUN = {"remote code": "paper only: needs the model's own remote code", "profile": "not run in this profile"}
 
 
 def table1(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Accuracy (%) with 95% bootstrap intervals per model row and split, the paper's beside.
 
-    Error rows count as wrong answers; their number is shown.
+    Error rows count as wrong answers; their number is shown. A row without a run here says why.
+    The paper's distilled rows are in the distillation chapter (`transfer.table1_distilled`).
     """
     acc = stats.accuracy_table(predictions, by=["model", "condition", "split"], seed=seed)
     errors = predictions.groupby(["model", "condition", "split"])["error"].apply(lambda e: int((e != "").sum()))
     acc = acc.merge(errors.rename("errors").reset_index(), on=["model", "condition", "split"])
-    acc["row"] = [row_name(m, c) for m, c in zip(acc["model"], acc["condition"])]
+    acc["row"] = [row_name(m, c, note=False) for m, c in zip(acc["model"], acc["condition"])]
     acc["cell"] = [f"{100 * a:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for a, lo, hi in zip(acc["acc"], acc["low"], acc["high"])]
     wide = acc.pivot(index="row", columns="split", values="cell")
     wide.columns = [f"{split} (this run)" for split in wide.columns]
     paper = paper_numbers("table1").pivot(index="row", columns="column", values="value")
     paper.columns = [f"{split} (paper)" for split in paper.columns]
-    order = [row_name(m, c) for m in REGISTRY for c in REGISTRY[m].conditions]
+    rows = {row_name(m, c, note=False): (m, c) for m in REGISTRY for c in REGISTRY[m].conditions}
     table = wide.join(paper, how="outer")
-    table = table.loc[[r for r in order if r in table.index] + [r for r in table.index if r not in order]]
-    table["errors"] = acc.groupby("row")["errors"].sum().reindex(table.index).fillna(0).astype(int)
-    return table
+    table = table.loc[[r for r in rows if r in table.index]]  # the distilled rows: in the distillation chapter
+    errors = acc.groupby("row")["errors"].sum()
+    table["errors"] = [int(errors[r]) if r in errors.index else "" for r in table.index]
+    this_run = [c for c in table.columns if c.endswith("(this run)")]
+    for row in table.index.difference(errors.index):
+        why = NOT_RUN["remote code" if row in rows and REGISTRY[rows[row][0]].adapter is None else "profile"]
+        table.loc[row, this_run] = why
+        table.loc[row, "errors"] = "not run"
+    for column in paper.columns:  # Omni under one sense alone: the paper reports sounded video only
+        table[column] = table[column].astype(object).where(table[column].notna(), "not in the paper")
+    return table.rename(index={r: row_name(*rows[r]) for r in table.index if r in rows})
+
+
+#: Figure 1's bars (the paper's models), by column of the class-wise table.
+FIGURE1_COLUMNS = {"audio": ("qwen2-audio", "audio"), "visual": ("qwen2-vl", "silent_video"), "audio-visual": ("qwen2.5-omni", "sounded_video")}
+
+
+def classwise_columns(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Figure 1's columns, then every other model of Table 1 that ran here under its own
+    condition (e.g. Qwen2.5-VL, VideoLLaMA3), named by its Table 1 row."""
+    ran = set(zip(predictions["model"], predictions["condition"]))
+    extra = {row_name(m, c): (m, c) for m in REGISTRY for c in REGISTRY[m].conditions
+             if (m, c) in ran and (m, c) not in FIGURE1_COLUMNS.values() and len(REGISTRY[m].conditions) == 1}
+    return {**FIGURE1_COLUMNS, **extra}
+
+
+def figure1_means(wide: pd.DataFrame, labels) -> pd.DataFrame:
+    """Mean accuracy (%) of each column over the Figure 1 classes, the paper's beside."""
+    paper = paper_numbers("figure1").set_index("row")["value"]
+    paper_row = {"audio": "Qwen2-Audio", "visual": "Qwen2-VL", "audio-visual": "Qwen2.5-Omni"}
+    means = wide.loc[list(labels)].mean().mul(100).round(1)
+    return pd.DataFrame({f"this run ({len(labels)} classes)": means,
+                         "paper (30 classes)": [paper[paper_row[c]] if c in paper_row else "not in Figure 1" for c in means.index]})
 
 
 def classwise(predictions: pd.DataFrame, split: str, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:

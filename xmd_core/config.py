@@ -137,6 +137,8 @@ class ModelsConfig:
     batch_size: int = 16
     generate_clips: int = 256  # analysis clips also answered by generation, to compare readings
     evaluate: tuple[str, ...] = ("qwen2-audio", "qwen2-vl", "qwen2.5-vl", "qwen2.5-omni")
+    # hub checkpoints other than the registry's (kind "hub"): model name -> hub id or local folder
+    hub_ids: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if self.kind not in ("tiny", "hub"):
@@ -148,6 +150,9 @@ class ModelsConfig:
         unknown = [name for name in self.evaluate if name not in MODEL_NAMES]
         if unknown:
             raise ConfigError(f"{where}.evaluate: unknown model(s) {unknown}; registered: {', '.join(MODEL_NAMES)}")
+        unknown = [name for name in self.hub_ids if name not in MODEL_NAMES]
+        if unknown:
+            raise ConfigError(f"{where}.hub_ids: unknown model(s) {unknown}; registered: {', '.join(MODEL_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,10 @@ def _coerce(where: str, key: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}.{key} must be a list of strings (got {value!r})")
         return tuple(value)
+    if typing.get_origin(kind) is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigError(f"{where}.{key} must be a mapping of names to strings (got {value!r})")
+        return dict(value)
     if kind in (int, float, str, bool):
         if isinstance(value, bool) and kind is not bool:
             raise ConfigError(f"{where}.{key} must be {kind.__name__} (got {value!r})")

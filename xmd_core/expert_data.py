@@ -25,6 +25,9 @@ ENCODE_CHUNK = 32
 # grid), and everything else one row per sample.
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 PATCH_KEYS = {"pixel_values_videos": "video_grid_thw", "pixel_values": "image_grid_thw"}
+# Per merged token of every video (VideoLLaMA3's token compression: which tokens are kept), split
+# by the video's grid over its merge size squared.
+MERGED_TOKEN_KEYS = {"video_compression_mask": ("video_grid_thw", "video_merge_sizes")}
 
 @dataclass
 class Batch:
@@ -56,6 +59,13 @@ def split_batch(batch) -> list[dict[str, torch.Tensor]]:
             sizes = batch[PATCH_KEYS[key]].prod(dim=-1).tolist()
             if sum(sizes) != value.shape[0] or len(sizes) != n:
                 raise ValueError(f"{key}: {value.shape[0]} patches do not match the grids {sizes}")
+            for i, part in enumerate(torch.split(value, sizes)):
+                items[i][key] = part.clone()
+        elif key in MERGED_TOKEN_KEYS:
+            grid, merge = (batch[k] for k in MERGED_TOKEN_KEYS[key])
+            sizes = (grid.prod(dim=-1) // merge**2).tolist()
+            if sum(sizes) != value.shape[0] or len(sizes) != n:
+                raise ValueError(f"{key}: {value.shape[0]} entries do not match the merged grids {sizes}")
             for i, part in enumerate(torch.split(value, sizes)):
                 items[i][key] = part.clone()
         else:

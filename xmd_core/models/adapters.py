@@ -180,6 +180,34 @@ class Qwen25OmniAdapter(Adapter):
         return {"use_audio_in_video": condition == "sounded_video"}
 
 
+class VideoLlama3Adapter(Adapter):
+    """VideoLLaMA3 through the class transformers ships (silent video).
+
+    Frames arrive decoded at the profile's rate (1 fps, the paper's) and pass unsampled
+    (`do_sample_frames` is off by default, so `min_frames` = 4 never pads a clip: a 2-s
+    embedded clip is 2 frames, a 10-s VGGSound clip 10). Their metadata gives the processor the
+    frame times it writes into the prompt ("Time 0.0s:", "Time 1.0s:", ...); without it the
+    processor warns and assumes 1 fps. Each frame is resized within the processor's pixel limits
+    (the per-video budget `longest_edge` divided among the frames, at least `shortest_edge`
+    each), and patches that barely changed since the previous frame are dropped (token
+    compression, the processor's default): the processor returns which were kept
+    (`video_compression_mask`), and the model takes it with the other inputs.
+    """
+
+    family = "video_llama_3"
+    model_class = "VideoLlama3ForConditionalGeneration"
+    conditions = ("silent_video",)
+    fps = 1.0  # the rate the frames were decoded at (the profile's media.fps, the paper's 1 fps)
+
+    def processor_kwargs(self, samples, condition):
+        kwargs = super().processor_kwargs(samples, condition)
+        if "videos" in kwargs:
+            kwargs["video_metadata"] = [
+                {"total_num_frames": len(frames), "fps": self.fps, "frames_indices": list(range(len(frames)))} for frames in kwargs["videos"]
+            ]
+        return kwargs
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registry entry: what the model is, where the full profile finds it, how it loads."""
@@ -193,3 +221,4 @@ class ModelSpec:
     tiny: bool = True  # the embedded profiles build a tiny checkpoint of it
     remote_code: bool = False
     requires: tuple[str, ...] = field(default_factory=tuple)  # extra packages (pip names)
+    row_note: str = ""  # how the model that runs here differs from the paper's (Table 1's row label says it)

@@ -41,6 +41,8 @@ FAMILY_TOKENS: dict[str, dict[str, str]] = {
         "audio_bos_token": "<|audio_bos|>",
         "audio_eos_token": "<|audio_eos|>",
     },
+    # VideoLLaMA3's processor reads only these two; no vision start/end tokens
+    "video_llama_3": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
 }
 
 _SYSTEM = {
@@ -50,6 +52,7 @@ _SYSTEM = {
         "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
         "auditory and visual inputs, as well as generating text and speech."
     ),
+    "video_llama_3": None,  # the real template writes a system turn only when asked (add_system_prompt)
 }
 
 # Media placeholders per family, in the real checkpoints' layout.
@@ -61,6 +64,8 @@ _MEDIA = {
         "video": "<|vision_bos|><|VIDEO|><|vision_eos|>",
         "image": "<|vision_bos|><|IMAGE|><|vision_eos|>",
     },
+    # one placeholder per medium; the processor expands a video's into "Time 0.0s:<frame tokens>,..."
+    "video_llama_3": {"video": "<|video_pad|>\n", "image": "<|image_pad|>\n"},
 }
 
 
@@ -76,12 +81,13 @@ def chat_template(family: str) -> str:
         keyword = "if" if i == 0 else "elif"
         counter = "{% set audio_count.value = audio_count.value + 1 %}" if kind == "audio" else ""
         branches += "{% " + keyword + " content['type'] == '" + kind + "' %}" + counter + text
+    system = "" if _SYSTEM[family] is None else (
+        "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n" + _SYSTEM[family] + "<|im_end|>\n{% endif %}"
+    )
     return (
         "{% set audio_count = namespace(value=0) %}"
         "{% for message in messages %}"
-        "{% if loop.first and message['role'] != 'system' %}"
-        "<|im_start|>system\n" + _SYSTEM[family] + "<|im_end|>\n"
-        "{% endif %}"
+        + system +
         "<|im_start|>{{ message['role'] }}\n"
         "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
         "{% else %}{% for content in message['content'] %}"
@@ -95,7 +101,8 @@ def chat_template(family: str) -> str:
 
 def _corpus() -> list[str]:
     """Text the BPE is trained on: the prompt, the chat scaffolding, letters and digits."""
-    lines = [PROMPT_HEAD, prompt_tail(10), *_SYSTEM.values(), "system user assistant Audio 1: 2: 3:"]
+    # (the Qwen families' system prompts only: a new family must not change the others' tokenizers)
+    lines = [PROMPT_HEAD, prompt_tail(10), *(t for t in _SYSTEM.values() if t), "system user assistant Audio 1: 2: 3:"]
     lines += [f"{letter}. " for letter in LETTERS] + [" ".join(LETTERS), "0 1 2 3 4 5 6 7 8 9"]
     return lines * 4
 
@@ -296,5 +303,44 @@ def _qwen2_5_omni(family: str, sizes: TinySizes, tokenizer, ids: dict[str, int])
     return model, processor
 
 
+#: Frames the tiny VideoLLaMA3 video budget is cut for: the embedded clips' 2 s at 1 fps. Its video
+#: processor's `longest_edge` is a budget per video, divided among the frames (`shortest_edge` is
+#: the least per frame), so these clips get `frame_pixels` a frame, as the Qwen tiny processors do.
+VIDEO_LLAMA_3_FRAMES = 2
+
+
+def _video_llama_3(family: str, sizes: TinySizes, tokenizer, ids: dict[str, int]):
+    """VideoLLaMA3 (the class transformers ships): a Qwen2 text model (1-D RoPE) and a SigLIP-like
+    vision tower; its video processor drops a frame's patches that barely changed since the last
+    frame (token compression, on by default as in the real checkpoint)."""
+    import transformers as tf
+
+    vision = dict(
+        hidden_size=sizes.encoder_dim // 2,  # head size 16: the tower's axial 2-D RoPE needs a multiple of 4
+        intermediate_size=sizes.encoder_dim,
+        num_hidden_layers=sizes.encoder_layers,
+        num_attention_heads=sizes.heads,
+        patch_size=14,
+    )
+    config = tf.VideoLlama3Config(
+        text_config=_text_config(sizes, tokenizer, mrope=False),
+        vision_config=vision,
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+    )
+    model = tf.VideoLlama3ForConditionalGeneration(config)
+    least = 28 * 28  # one merged token
+    processor = tf.VideoLlama3Processor(
+        image_processor=tf.VideoLlama3ImageProcessor(size={"shortest_edge": least, "longest_edge": sizes.frame_pixels}),
+        video_processor=tf.VideoLlama3VideoProcessor(size={"shortest_edge": least, "longest_edge": sizes.frame_pixels * VIDEO_LLAMA_3_FRAMES}),
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+    )
+    return model, processor
+
+
 #: The builder of each model family's tiny checkpoint: (family, sizes, tokenizer, token ids) -> (model, processor).
-_BUILDERS = {"qwen2_audio": _qwen2_audio, "qwen2_vl": _qwen_vl, "qwen2_5_vl": _qwen_vl, "qwen2_5_omni": _qwen2_5_omni}
+_BUILDERS = {
+    "qwen2_audio": _qwen2_audio, "qwen2_vl": _qwen_vl, "qwen2_5_vl": _qwen_vl, "qwen2_5_omni": _qwen2_5_omni,
+    "video_llama_3": _video_llama_3,
+}
