@@ -189,7 +189,9 @@ class VideoLlama3Adapter(Adapter):
     frame times it writes into the prompt ("Time 0.0s:", "Time 1.0s:", ...); without it the
     processor warns and assumes 1 fps. Each frame is resized within the processor's pixel limits
     (the per-video budget `longest_edge` divided among the frames, at least `shortest_edge`
-    each), and patches that barely changed since the previous frame are dropped (token
+    each: with the real checkpoint's defaults a 10-s clip's frames are each resized to about
+    100k pixels, 140 tokens a frame, 1,400 in all; the tiny checkpoint's budget gives a 2-s clip
+    2 tokens a frame), and patches that barely changed since the previous frame are dropped (token
     compression, the processor's default): the processor returns which were kept
     (`video_compression_mask`), and the model takes it with the other inputs.
     """
