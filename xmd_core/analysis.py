@@ -81,6 +81,17 @@ def table1(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return table.rename(index={r: row_name(*rows[r]) for r in table.index if r in rows})
 
 
+def by_row(predictions: pd.DataFrame, split: str) -> dict[str, pd.DataFrame]:
+    """Each Table 1 row's predictions on `split` (model and condition), in the registry's order."""
+    rows = {}
+    for model in REGISTRY:
+        for condition in REGISTRY[model].conditions:
+            frame = predictions[(predictions["model"] == model) & (predictions["condition"] == condition) & (predictions["split"] == split)]
+            if len(frame):
+                rows[row_name(model, condition)] = frame
+    return rows
+
+
 #: Figure 1's bars (the paper's models), by column of the class-wise table.
 FIGURE1_COLUMNS = {"audio": ("qwen2-audio", "audio"), "visual": ("qwen2-vl", "silent_video"), "audio-visual": ("qwen2.5-omni", "sounded_video")}
 

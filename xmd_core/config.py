@@ -121,6 +121,8 @@ class McqConfig:
 
     n_options: int = 10
     seed: int = 0
+    # draw distractors from outside the clip's other labels (`clip_labels`); off: the paper's protocol
+    exclude_present: bool = False
 
     def validate(self, where: str) -> None:
         if not 2 <= self.n_options <= 10:
@@ -272,11 +274,22 @@ class Profile:
         return json.loads(json.dumps(out, default=str))
 
     def config_hash(self, *sections: str) -> str:
-        """A short, stable hash of the named sections (all when none), for cache keys."""
+        """A short, stable hash of the named sections (all when none), for cache keys.
+
+        A setting of `LATE_SETTINGS` is hashed only when it differs from its value there, so that
+        the results a profile stored before the setting existed stay valid while it is unused."""
         full = self.to_dict()
         full.pop("source_file", None)
+        for section, defaults in LATE_SETTINGS.items():
+            for key, value in defaults.items():
+                if full[section].get(key) == value:
+                    del full[section][key]
         part = {s: full[s] for s in sections} if sections else full
         return key_digest(part, 12)
+
+
+#: Settings added after results were stored, with the value under which nothing changes.
+LATE_SETTINGS = {"mcq": {"exclude_present": False}}
 
 
 _SECTIONS = {

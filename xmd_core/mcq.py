@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +45,14 @@ class Question:
         return format_prompt(self.options)
 
 
-def build_question(label: str, class_counts: Mapping[str, int] | pd.Series, rng: np.random.Generator, n_options: int = 10) -> Question:
+def build_question(
+    label: str, class_counts: Mapping[str, int] | pd.Series, rng: np.random.Generator, n_options: int = 10, exclude: Collection[str] = ()
+) -> Question:
     """One question for a clip of class `label`.
 
     `class_counts` maps every candidate class to its frequency; the label itself is never a
-    distractor. Raises ValueError when there are too few other classes.
+    distractor, nor are the classes of `exclude` (the clip's other labels, with
+    `mcq.exclude_present`). Raises ValueError when there are too few other classes.
     """
     if not 2 <= n_options <= len(LETTERS):
         raise ValueError(f"n_options must be between 2 and {len(LETTERS)} (got {n_options})")
@@ -58,7 +61,7 @@ def build_question(label: str, class_counts: Mapping[str, int] | pd.Series, rng:
         raise ValueError(f"label {label!r} is not among the {len(counts)} classes of the option pool")
     if (counts <= 0).any():
         raise ValueError(f"class counts must be positive: {counts[counts <= 0].index[:3].tolist()}")
-    others = counts.drop(label)
+    others = counts.drop([label, *(c for c in exclude if c != label and c in counts.index)])
     if len(others) < n_options - 1:
         raise ValueError(f"{n_options} options need {n_options - 1} distractors, only {len(others)} other classes")
     picked = rng.choice(len(others), size=n_options - 1, replace=False, p=(others / others.sum()).to_numpy())
@@ -74,14 +77,19 @@ def clip_seed(seed: int, clip: str) -> list[int]:
     return [seed, int.from_bytes(digest[:8], "little")]
 
 
-def build_questions(clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Series, seed: int, n_options: int = 10) -> pd.DataFrame:
-    """A question per clip: columns clip, label, options (list), answer, answer_index, prompt, seed."""
+def build_questions(
+    clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Series, seed: int, n_options: int = 10,
+    present: Mapping[str, Collection[str]] | None = None,
+) -> pd.DataFrame:
+    """A question per clip: columns clip, label, options (list), answer, answer_index, prompt, seed,
+    exclude_present. With `present` (clip -> its labels), no distractor is a label of its clip."""
     rows = []
-    for clip, label in zip(clips["clip"], clips.label):
-        q = build_question(label, class_counts, np.random.default_rng(clip_seed(seed, clip)), n_options)
+    for clip, label in zip(clips["clip"], clips["label"]):
+        exclude = present.get(clip, ()) if present is not None else ()
+        q = build_question(label, class_counts, np.random.default_rng(clip_seed(seed, clip)), n_options, exclude)
         rows.append((clip, label, list(q.options), q.answer, q.answer_index, q.prompt))
     table = pd.DataFrame(rows, columns=["clip", "label", "options", "answer", "answer_index", "prompt"])
-    return table.assign(seed=seed)
+    return table.assign(seed=seed, exclude_present=present is not None)
 
 
 def read_questions(path: str | Path) -> pd.DataFrame:
@@ -91,20 +99,25 @@ def read_questions(path: str | Path) -> pd.DataFrame:
     return stored
 
 
-def load_or_build_questions(path: str | Path, clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Series, seed: int, n_options: int = 10) -> pd.DataFrame:
+def load_or_build_questions(
+    path: str | Path, clips: pd.DataFrame, class_counts: Mapping[str, int] | pd.Series, seed: int, n_options: int = 10,
+    present: Mapping[str, Collection[str]] | None = None,
+) -> pd.DataFrame:
     """The stored question table at `path`, built once.
 
-    A stored table is reused only when it covers exactly these clips and labels (so every model
-    and participant gets the same options); otherwise it is rebuilt and rewritten.
+    A stored table is reused only when it covers exactly these clips and labels, with the same
+    seed, number of options and distractor rule (so every model and participant gets the same
+    options); otherwise it is rebuilt and rewritten.
     """
     path = Path(path)
     if path.is_file():
         stored = read_questions(path)
         same = len(stored) == len(clips) and (stored["clip"].to_numpy() == clips["clip"].to_numpy()).all()
-        same = same and (stored.label.to_numpy() == clips.label.to_numpy()).all()
-        if same and (stored.seed == seed).all() and (stored.options.map(len) == n_options).all():
-            return stored
-    table = build_questions(clips, class_counts, seed, n_options)
+        same = same and (stored["label"].to_numpy() == clips["label"].to_numpy()).all()
+        excluded = stored["exclude_present"].all() if "exclude_present" in stored else False  # older tables: the paper's rule
+        if same and (stored.seed == seed).all() and (stored.options.map(len) == n_options).all() and excluded == (present is not None):
+            return stored.assign(exclude_present=excluded)
+    table = build_questions(clips, class_counts, seed, n_options, present)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may store it at once
     table.to_parquet(tmp)

@@ -44,7 +44,12 @@ def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
     out: Path = profile.results_dir
     seed, n_options = profile.mcq.seed, profile.mcq.n_options
     vggsound, unseen = clips[clips.split != "unseen"], clips[clips.split == "unseen"]
-    questions = mcq.load_or_build_questions(out / "questions.parquet", vggsound, counts, seed, n_options)
+    present = None
+    if profile.mcq.exclude_present:  # distractors from outside each clip's labels (off: the paper's rule)
+        from .clip_labels import clip_labels, present_labels
+
+        present = present_labels(clip_labels(profile)).to_dict()
+    questions = mcq.load_or_build_questions(out / "questions.parquet", vggsound, counts, seed, n_options, present)
     if len(unseen):  # classes outside VGGSound: options from AudioSet's label set (Fig. 3 bottom)
         pool = data.audioset_option_pool(unseen.label)
         extra = mcq.load_or_build_questions(out / "questions_unseen.parquet", unseen, pool, seed, n_options)
