@@ -134,6 +134,15 @@ def audio_vs_visual_count(wide: pd.DataFrame, audio: str = "audio", visual: str 
     return {"classes": int(len(gap)), "visual better": int((gap > 0).sum()), "audio better": int((gap < 0).sum()), "tied": int((gap == 0).sum())}
 
 
+def audio_vs_visual_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """`audio_vs_visual_count` of this run beside the paper's (Sec. 3.2: Qwen2-VL better in 226
+    of 286 classes; the paper gives no ties, so the rest count as audio better)."""
+    classes = int(paper_numbers("splits").set_index(["row", "column"])["value"][("all", "classes")])
+    visual = int(paper_numbers("figure1").set_index("row")["value"]["Qwen2-VL better"])
+    paper = {"classes": classes, "visual better": visual, "audio better": classes - visual, "tied": 0}
+    return pd.DataFrame({"this run": audio_vs_visual_count(wide), "paper": paper})
+
+
 def letter_bias(predictions: pd.DataFrame) -> pd.DataFrame:
     """Accuracy by answer letter for every model row and split (position bias)."""
     parts = []
