@@ -47,6 +47,26 @@ def test_study_runs_every_stage_and_stores_their_times(smoke_profile, tmp_path, 
     assert names == ["world", *side_by_side, "notebook protocol"]
 
 
+def _records(profile) -> dict[str, int]:
+    """Every stage's record (world, experts, evaluations, switches, adapters) with its mtime."""
+    names = ("world.json", "expert.json", "run.json", "metrics.json", "distill.json", "tagger.json")
+    return {str(p): p.stat().st_mtime_ns for root in (profile.artifacts_dir, profile.results_dir)
+            for name in names for p in root.rglob(name)}
+
+
+def test_a_second_study_on_finished_folders_does_no_work(smoke_profile, tmp_path, monkeypatch):
+    """Every stage finds its finished folder through the store and writes nothing (the study
+    above ran first)."""
+    from xmd_core import runner
+    from xmd_core.cli import main
+
+    before = _records(smoke_profile)
+    assert sum(name.endswith("run.json") for name in before) >= 10 and any(n.endswith("expert.json") for n in before)
+    monkeypatch.setattr(runner, "EXECUTED_DIR", tmp_path)
+    main(["study", "--profile", str(smoke_profile.source_file), "--only", "protocol"])
+    assert _records(smoke_profile) == before
+
+
 def test_sources_are_stripped_and_parameterised():
     for name in STUDY_NOTEBOOKS:
         notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
