@@ -61,7 +61,7 @@ def table1(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     errors = predictions.groupby(["model", "condition", "split"])["error"].apply(lambda e: int((e != "").sum()))
     acc = acc.merge(errors.rename("errors").reset_index(), on=["model", "condition", "split"])
     acc["row"] = [row_name(m, c, note=False) for m, c in zip(acc["model"], acc["condition"])]
-    acc["cell"] = [f"{100 * a:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for a, lo, hi in zip(acc["acc"], acc["low"], acc["high"])]
+    acc["cell"] = [stats.percent_cell(a, lo, hi) for a, lo, hi in zip(acc["acc"], acc["low"], acc["high"])]
     wide = acc.pivot(index="row", columns="split", values="cell")
     wide.columns = [f"{split} (this run)" for split in wide.columns]
     paper = paper_numbers("table1").pivot(index="row", columns="column", values="value")

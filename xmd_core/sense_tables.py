@@ -27,7 +27,7 @@ def _cell(correct: pd.Series, seed: int) -> str:
     if not len(correct):
         return "no clip"
     res = stats.accuracy_ci(correct.to_numpy(), seed=seed)
-    return f"{100 * res['acc']:.1f} [{100 * res['low']:.1f}, {100 * res['high']:.1f}] (n={res['n']})"
+    return f"{stats.percent_cell(res['acc'], res['low'], res['high'])} (n={res['n']})"
 
 
 def tag_counts(questions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

@@ -112,6 +112,11 @@ def _aligned(x: Any, y: Any, names: tuple[str, str]) -> tuple[pd.Series, pd.Seri
 # accuracy intervals
 
 
+def percent_cell(acc: float, low: float, high: float) -> str:
+    """An accuracy and its interval in percent, as the book's tables show them: "61.5 [58.9, 64.0]"."""
+    return f"{100 * acc:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
 def accuracy_ci(correct: Any, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, float | int]:
     """Accuracy of a 0/1 array with a percentile bootstrap interval over clips.
 

@@ -36,13 +36,9 @@ def answers(profile: Profile, model: str, split: str, teacher: str | None = None
     return load_predictions(profile, run, split, own_condition(model))
 
 
-def _cell(acc: float, low: float, high: float) -> str:
-    return f"{100 * acc:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
 def _accuracy_cell(frame: pd.DataFrame, seed: int) -> str:
     res = stats.accuracy_ci(frame["correct"].to_numpy(), seed=seed)
-    return _cell(res["acc"], res["low"], res["high"])
+    return stats.percent_cell(res["acc"], res["low"], res["high"])
 
 
 def paired_gain(before: pd.DataFrame, after: pd.DataFrame, seed: int = 0) -> dict:
