@@ -1,6 +1,7 @@
 """Every adapter on its tiny checkpoint: inputs, letter tokens, batched = single, scoring vs generation."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -147,3 +148,22 @@ def test_videollama3_stamps_each_frame_and_compresses_still_ones(profile, checkp
     together = score_letters(adapter, samples, "silent_video")
     alone = np.stack([score_letters(adapter, [s], "silent_video")[0] for s in samples])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_a_models_identity_names_its_weights_not_where_they_lie(tmp_path):
+    """Evaluation and distillation keys hold `model_identity`: a tiny expert (its training hash)
+    or an adapter (its key's digest) moved elsewhere is the same model; a retrained one is not."""
+    from xmd_core.models.registry import model_identity
+
+    def expert(where, digest):
+        (where / "adapters" / "to-student").mkdir(parents=True)
+        (where / "expert.json").write_text(json.dumps({"hash": digest}))
+        (where / "adapters" / "to-student" / "distill.json").write_text(json.dumps({"key": {"teacher": "t", "digest": digest}}))
+        return where, where / "adapters" / "to-student"
+
+    here, moved, retrained = (expert(tmp_path / name / "qwen2-audio", digest) for name, digest in
+                              (("here", "abc"), ("moved", "abc"), ("retrained", "def")))
+    assert model_identity(*here) == model_identity(*moved)
+    assert model_identity(*here) != model_identity(*retrained)
+    assert str(tmp_path) not in model_identity(*here)
+    assert model_identity("Qwen/Qwen2-Audio-7B-Instruct") == "Qwen/Qwen2-Audio-7B-Instruct"

@@ -9,7 +9,6 @@ is the whole student, towers recomputed (the reference the tests compare against
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -103,14 +102,11 @@ class TowerCache:
 
     @classmethod
     def for_student(cls, profile: Profile, student: str, condition: str) -> "TowerCache":
-        from .models.registry import checkpoint_path
+        from .models.registry import checkpoint_path, model_identity
 
-        where = checkpoint_path(student, profile)
-        identity = {"checkpoint": where, "media": profile.config_hash("media", "mcq"), "version": TOWER_VERSION}
-        expert = Path(where) / "expert.json"
-        if expert.is_file():  # a retrained tiny expert is another model
-            identity["expert"] = json.loads(expert.read_text()).get("hash")
-        key = key_digest(identity, 12)
+        # the weights (a retrained tiny expert is another model), never the folder's path
+        weights = model_identity(checkpoint_path(student, profile))
+        key = key_digest({"weights": weights, "media": profile.config_hash("media", "mcq"), "version": TOWER_VERSION}, 12)
         return cls(profile.artifacts_dir / "tower_cache" / student / condition / key)
 
     def path(self, clip: str) -> Path:

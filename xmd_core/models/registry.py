@@ -119,15 +119,17 @@ def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None
 
 
 def model_identity(checkpoint: str | Path, adapter_dir: str | Path | None = None) -> str:
-    """What the weights are, for the evaluation's plan check: the checkpoint, the hash of a tiny
-    expert's training key (a retrained expert is another model), and a LoRA adapter's key."""
-    parts = [str(checkpoint)]
+    """What the weights are, for the evaluation's and distillation's keys: a hub id; a tiny
+    expert's folder name and training hash (a retrained expert is another model); or, for any
+    other local folder, its path. A LoRA adapter adds its key's digest. No path of a tiny expert
+    or an adapter enters it, so results copied or moved with their artifacts stay valid."""
     expert = Path(checkpoint) / "expert.json"
     if expert.is_file():
-        parts.append(f"expert {json.loads(expert.read_text()).get('hash')}")
+        parts = [f"tiny expert {Path(checkpoint).name} {json.loads(expert.read_text()).get('hash')}"]
+    else:
+        parts = [str(checkpoint)]
     if adapter_dir is not None:
         record = Path(adapter_dir) / "distill.json"
         key = json.loads(record.read_text()).get("key") if record.is_file() else None
-        digest = key_digest(key, 16)
-        parts.append(f"adapter {adapter_dir} {digest}")
+        parts.append(f"adapter {Path(adapter_dir).name} {key_digest(key, 16)}")
     return "; ".join(parts)
