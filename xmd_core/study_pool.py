@@ -10,7 +10,8 @@ task, as many at once as there are cores), each batch waiting for the one before
 3. the distillation recipes (both directions' defaults first, then the ablations), each trained
    and then evaluated.
 
-No two tasks of a batch write the same files: every model has its own evaluation runs, every
+The study's shared tables (`study.StudyInputs`: clips, questions, classes) are built once, by
+the main process in the world stage, and sent with every task. No two tasks of a batch write the same files: every model has its own evaluation runs, every
 switch and adapter its own folder, and the frozen-tower cache is written one file per clip,
 atomically. Every task is an idempotent stage of the study, so after the batches the usual
 sequential calls (`evaluate_models`, `run_distillation`) find everything stored and only
@@ -26,15 +27,16 @@ from .workers import Task, run_tasks
 
 
 
-def model_work(name: str, profile: Profile) -> str:
-    """Train one tiny expert, then answer every question the study asks of it alone."""
+def model_work(name: str, profile: Profile, inputs=None) -> str:
+    """Train one tiny expert, then answer every question the study asks of it alone (`inputs`:
+    the study's shared tables, sent by the main process; built here when not given)."""
     from .distill import answers_on, finetune_clips
     from .evaluate import evaluate_models
     from .expert_pool import train_in_worker
     from .study import prepare
 
     train_in_worker(name, profile)
-    inputs = prepare(profile, progress=False)  # the shared tables, once for this worker's tasks
+    inputs = inputs if inputs is not None else prepare(profile, progress=False)
     evaluate_models(profile, names=(name,), progress=False, inputs=inputs)
     evaluate_models(profile, names=(name,), splits=("analysis",), mode="generate", progress=False, inputs=inputs)
     if any(name in direction for direction in DIRECTIONS):  # what the switch and distillation read
@@ -45,23 +47,23 @@ def model_work(name: str, profile: Profile) -> str:
     return name
 
 
-def tagger_work(profile: Profile) -> str:
+def tagger_work(profile: Profile, inputs=None) -> str:
     from .switch_tagger import pretrain_tagger
 
-    return str(pretrain_tagger(profile, progress=False, threads=1))
+    return str(pretrain_tagger(profile, progress=False, threads=1, inputs=inputs))
 
 
-def switch_work(profile: Profile, teacher: str, student: str) -> str:
+def switch_work(profile: Profile, teacher: str, student: str, inputs=None) -> str:
     from .switch import train_switch
 
-    return str(train_switch(profile, teacher=teacher, student=student, progress=False, threads=1))
+    return str(train_switch(profile, teacher=teacher, student=student, progress=False, threads=1, inputs=inputs))
 
 
-def recipe_work(profile: Profile, teacher: str, student: str, recipe: str) -> str:
+def recipe_work(profile: Profile, teacher: str, student: str, recipe: str, inputs=None) -> str:
     from .distill import distill, evaluate_distilled
 
-    folder = distill(profile, teacher, student, recipe, progress=False)
-    evaluate_distilled(profile, teacher, student, recipe, progress=False)
+    folder = distill(profile, teacher, student, recipe, progress=False, inputs=inputs)
+    evaluate_distilled(profile, teacher, student, recipe, progress=False, inputs=inputs)
     return str(folder)
 
 
@@ -70,30 +72,29 @@ def runs_side_by_side(profile: Profile) -> bool:
     return profile.models.kind == "tiny" and profile.models.device_map in ("", "cpu")
 
 
-def model_tasks(profile: Profile) -> list[Task]:
+def model_tasks(profile: Profile, inputs=None) -> list[Task]:
     from .expert_pool import slowest_first
     from .models.registry import REGISTRY
 
     # a model's task is mostly its training: the slowest first
     names = slowest_first(n for n in profile.models.evaluate if REGISTRY[n].tiny)
-    tasks = [Task(f"model {n}", model_work, (n, profile)) for n in names]
+    tasks = [Task(f"model {n}", model_work, (n, profile, inputs)) for n in names]
     if not profile.switch.pretrained and profile.switch.tagger_epochs > 0:
-        tasks.insert(min(2, len(tasks)), Task("tagger", tagger_work, (profile,)))
+        tasks.insert(min(2, len(tasks)), Task("tagger", tagger_work, (profile, inputs)))
     return tasks
 
 
-def recipe_tasks(profile: Profile) -> list[Task]:
+def recipe_tasks(profile: Profile, inputs=None) -> list[Task]:
     from .distill import DEFAULT_RECIPE, RECIPES
 
-    tasks = [Task(f"distill {t}->{s} {DEFAULT_RECIPE}", recipe_work, (profile, t, s, DEFAULT_RECIPE)) for t, s in DIRECTIONS]
+    tasks = [Task(f"distill {t}->{s} {DEFAULT_RECIPE}", recipe_work, (profile, t, s, DEFAULT_RECIPE, inputs)) for t, s in DIRECTIONS]
     teacher, student = ABLATION_DIRECTION
-    tasks += [Task(f"distill {teacher}->{student} {r}", recipe_work, (profile, teacher, student, r)) for r in RECIPES if r != DEFAULT_RECIPE]
+    tasks += [Task(f"distill {teacher}->{student} {r}", recipe_work, (profile, teacher, student, r, inputs)) for r in RECIPES if r != DEFAULT_RECIPE]
     return tasks
 
 
-def switch_tasks(profile: Profile) -> list[Task]:
-
-    return [Task(f"switch {t}->{s}", switch_work, (profile, t, s)) for t, s in DIRECTIONS]
+def switch_tasks(profile: Profile, inputs=None) -> list[Task]:
+    return [Task(f"switch {t}->{s}", switch_work, (profile, t, s, inputs)) for t, s in DIRECTIONS]
 
 
 def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
@@ -113,7 +114,7 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
         inputs = prepare(profile)  # builds the world first; every stage of this process reads these tables
     with clock.stage("experts and their evaluations, side by side" if side else "experts"):
         if side:
-            run_tasks(model_tasks(profile), jobs=jobs, desc="experts and evaluations")
+            run_tasks(model_tasks(profile, inputs), jobs=jobs, desc="experts and evaluations")  # the tables travel with each task
         ensure_models(profile, jobs=jobs)
     with clock.stage("evaluation (letters)"):
         print(evaluate_models(profile, inputs=inputs).to_string())
@@ -121,9 +122,9 @@ def run_study_stages(profile: Profile, clock, jobs: int | None = None) -> None:
         print(evaluate_models(profile, splits=("analysis",), mode="generate", inputs=inputs).to_string())
     if side:
         with clock.stage("switches, side by side"):
-            run_tasks(switch_tasks(profile), jobs=jobs, desc="switches")
+            run_tasks(switch_tasks(profile, inputs), jobs=jobs, desc="switches")
         with clock.stage("distillation and ablations, side by side"):
-            run_tasks(recipe_tasks(profile), jobs=jobs, desc="distillation")
+            run_tasks(recipe_tasks(profile, inputs), jobs=jobs, desc="distillation")
     with clock.stage("switches, distillation, ablations"):
         run_distillation(profile, inputs=inputs)
         print(distillation_summary(profile).to_string())
