@@ -70,12 +70,10 @@ def table1(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     table = wide.join(paper, how="outer")
     table = table.loc[[r for r in rows if r in table.index]]  # the distilled rows: in the distillation chapter
     errors = acc.groupby("row")["errors"].sum()
-    table["errors"] = [int(errors[r]) if r in errors.index else "" for r in table.index]
+    table["errors"] = [int(errors[r]) if r in errors.index else "not run" for r in table.index]
     this_run = [c for c in table.columns if c.endswith("(this run)")]
     for row in table.index.difference(errors.index):
-        why = NOT_RUN["remote code" if row in rows and REGISTRY[rows[row][0]].adapter is None else "profile"]
-        table.loc[row, this_run] = why
-        table.loc[row, "errors"] = "not run"
+        table.loc[row, this_run] = NOT_RUN["remote code" if REGISTRY[rows[row][0]].adapter is None else "profile"]
     for column in paper.columns:  # Omni under one sense alone: the paper reports sounded video only
         table[column] = table[column].astype(object).where(table[column].notna(), "not in the paper")
     return table.rename(index={r: row_name(*rows[r]) for r in table.index if r in rows})
