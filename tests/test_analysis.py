@@ -34,3 +34,12 @@ def test_classwise_columns_add_the_other_models_that_ran_to_figure_1s():
                         ("qwen2.5-omni", "audio"): 0.5, ("videollama3", "silent_video"): 0.5})
     columns = analysis.classwise_columns(ran)
     assert list(columns) == ["audio", "visual", "audio-visual", "VideoLLaMA3 [transformers' class; the paper ran the remote-code 7B]"]
+
+
+def test_the_unseen_summary_says_what_the_paper_does_not_report():
+    from xmd_core import transfer
+
+    overall = {"before": 61.6, "after": 64.4, "gain": 2.8, "gain 95% CI": "[-1.2, +7.2]", "McNemar p": 0.27, "clips": 250}
+    table = transfer.unseen_summary(overall)
+    assert table.loc["gain 95% CI", "paper"] == "not in the paper" and table.loc["clips", "this run"] == 250
+    assert table.loc["gain", "paper"] > 0 and not table.isna().any().any()

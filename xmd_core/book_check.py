@@ -7,6 +7,7 @@ For each HTML page of the build (Sphinx's search and index pages aside) it asser
 - every widget view rendered by the bundled widget manager (each view's script tag has a
   rendered widget next to it);
 - every `<audio>` / `<video>` element has a finite duration once its metadata is read;
+- no table cell shows a bare NaN (a missing value says why);
 - every selector of the exploration chapter (a Dropdown linked on the client side to a Stack of
   panels, `xmd_core.explore_widgets`) switches the panel shown when another option is chosen,
   and a class selector then shows the chosen class's panel.
@@ -39,6 +40,7 @@ const rendered = views.filter(s => {
 return {
   images: [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.getAttribute('src')),
   pending_images: [...document.images].filter(i => !i.complete).length,
+  bare_missing: [...document.querySelectorAll('td')].filter(td => ['NaN', 'nan', '<NA>'].includes(td.textContent.trim())).length,
   views: views.length,
   rendered: rendered.length,
   media: [...document.querySelectorAll('audio, video')].map(m => ({ready: m.readyState, duration: m.duration,
@@ -106,6 +108,8 @@ def check_page(driver, page: Path, root: Path, screenshots: Path | None = None) 
     problems += [Problem(name, f"image not loaded: {src}") for src in state["images"]]
     if state["pending_images"]:
         problems.append(Problem(name, f"{state['pending_images']} image(s) still loading after {SETTLE_S:.0f} s"))
+    if state["bare_missing"]:  # a missing value says why
+        problems.append(Problem(name, f"{state['bare_missing']} table cell(s) show a bare NaN"))
     if state["rendered"] < state["views"]:
         problems.append(Problem(name, f"{state['views'] - state['rendered']} of {state['views']} widget view(s) not rendered"))
     for media in state["media"]:

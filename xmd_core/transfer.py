@@ -184,6 +184,17 @@ def recipe_differences(profile: Profile, split: str = "test", seed: int = 0) -> 
 # --- Figure 3 bottom: unseen classes ----------------------------------------------------------------
 
 
+def unseen_summary(overall: dict) -> pd.DataFrame:
+    """The unseen classes' paired gain (`unseen_classes`) beside the paper's Figure 3 (bottom),
+    which reports the accuracies only."""
+    paper = paper_numbers("figure3").set_index("column")["value"]
+    before, after = paper["before distillation"], paper["after distillation"]
+    keys = {"before (%)": "before", "after (%)": "after", "gain": "gain", "gain 95% CI": "gain 95% CI", "McNemar p": "McNemar p", "clips": "clips"}
+    table = pd.DataFrame({"this run": {name: overall[key] for name, key in keys.items()},
+                          "paper": {"before (%)": before, "after (%)": after, "gain": after - before}})
+    return table.astype(object).where(table.notna(), "not in the paper")
+
+
 def unseen_classes(profile: Profile, teacher: str, student: str, recipe: str = DEFAULT_RECIPE, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """Classes kept out of distillation (options from AudioSet's label set): the overall paired
     gain and the class-wise accuracy before and after (and of the teacher)."""
