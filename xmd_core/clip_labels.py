@@ -28,10 +28,10 @@ import importlib.resources
 import pandas as pd
 
 from .config import Profile
+from .data import MODALITIES
 
 LABEL_COLUMNS = ["clip", "label", "modality", "background_music", "static_image", "voice_over"]
 FLAGS = ("background_music", "static_image", "voice_over")
-MODALITIES = ("A", "V", "AV")
 #: A label's tag: a modality, or `none`: the clip's class, perceivable by neither sense (the
 #: world's draws only; VGGSounder lists only what its annotators heard or saw).
 LABEL_TAGS = (*MODALITIES, "none")

@@ -26,6 +26,8 @@ VGGSOUNDER_CSV = PACKAGE_DATA / "vggsounder" / "vggsounder.csv"
 AUDIOSET_CSV = PACKAGE_DATA / "audioset" / "class_labels_indices.csv"
 
 INDEX_COLUMNS = ["clip", "ytid", "start", "label", "split"]
+#: VGGSounder's modality tags: heard only, seen only, both.
+MODALITIES = ("A", "V", "AV")
 
 
 def clip_name(ytid: str, start: int) -> str:
@@ -103,11 +105,11 @@ def read_vggsounder(path: str | Path = VGGSOUNDER_CSV) -> pd.DataFrame:
     missing = {"video_id", "label", "modality"} - set(raw.columns)
     if missing:
         raise IndexError_(f"{path}: missing column(s) {sorted(missing)}")
-    bad = set(raw.modality) - {"A", "V", "AV"}
+    bad = set(raw.modality) - set(MODALITIES)
     if bad:
         raise IndexError_(f"{path}: unknown modality value(s) {sorted(bad)}")
     counts = raw.pivot_table(index="label", columns="modality", values="video_id", aggfunc="count", fill_value=0)
-    counts = counts.reindex(columns=["A", "V", "AV"], fill_value=0).add_prefix("n_")
+    counts = counts.reindex(columns=list(MODALITIES), fill_value=0).add_prefix("n_")
     counts.insert(0, "n", counts.sum(axis=1))
     return counts.reset_index().rename_axis(columns=None)
 

@@ -64,14 +64,18 @@ def stored_key(folder: Path, record: str):
     return (read_record(folder, record) or {}).get("key")
 
 
+def _write_record(folder: Path, record: str, key, fields: dict | None, status: str) -> None:
+    write_text_atomically(json.dumps({**(fields or {}), "key": key, "status": status}, indent=1), Path(folder) / record)
+
+
 def mark_running(folder: Path, record: str, key, fields: dict | None = None) -> None:
     """A part-wise step starts (or resumes) in `folder`: its parts from now on are `key`'s."""
-    write_text_atomically(json.dumps({**(fields or {}), "key": key, "status": RUNNING}, indent=1), Path(folder) / record)
+    _write_record(folder, record, key, fields, RUNNING)
 
 
 def mark_done(folder: Path, record: str, key, fields: dict | None = None) -> None:
     """A part-wise step's parts are all in: its record, without `running`, is written last."""
-    write_text_atomically(json.dumps({**(fields or {}), "key": key, "status": DONE}, indent=1), Path(folder) / record)
+    _write_record(folder, record, key, fields, DONE)
 
 
 def replace_folder(work: Path, target: Path) -> None:
