@@ -145,3 +145,12 @@ def test_control_reading_says_not_run(tmp_path):
 
     assert "xmd study --profile no-such-profile" in control_reading("no-such-profile")
     assert "not run" in control_reading(str(tmp_path / "absent.yaml"))
+
+
+def test_f3_names_where_the_llm_falls_short_without_changing_the_verdict():
+    humans = {"audio": Interval(76.4, 74.0, 78.8)}
+    where = {"audio": "-27.4 points on 1323 clips with the class, -13.6 points on 177 clips with only the venue"}
+    plain, explained = fd.f3_llms_above_humans({"audio": 50.7}, humans), fd.f3_llms_above_humans({"audio": 50.7}, humans, where)
+    assert plain.verdict == explained.verdict == NOT_REPRODUCED
+    assert where["audio"] in explained.reason and explained.figures["audio: LLM - humans by clip"] == where["audio"]
+    assert fd.f3_llms_above_humans({"audio": 80.0}, humans, where).verdict == REPRODUCED

@@ -488,3 +488,36 @@ def test_the_llms_class_accuracies_come_from_the_original_runs_only(monkeypatch)
     wide = ha.llm_classwise(None)
     assert (wide["audio"] == 0).all(), "the distilled student's right answers were pooled with the original's"
     assert (wide["visual"] == 1).all()
+
+
+def _trial_rows(rows):
+    return pd.DataFrame([{"participant": p, "trial": i + 1, "clip": clip, "label": "cat", "condition": condition, "options": ["cat", "dog"],
+                          "answer": "A", "response": "A" if right else "B", "correct": right, "rt_s": 1.0, "source": "simulated"}
+                         for i, (p, clip, condition, right) in enumerate(rows)])
+
+
+def test_llms_and_panel_split_by_what_the_input_carries(monkeypatch):
+    """Ears on an inaudible clip hold only the venue; the LLM and the panel are compared per group."""
+    from xmd_core.humans import by_cue
+
+    draws = pd.DataFrame({"clip": ["heard", "silent"], "audible": [True, False], "visible": [True, True], "venue": ["street", "street"]})
+    llm = pd.DataFrame({"clip": ["heard", "silent"], "label": "cat", "model": "qwen2-audio", "condition": "audio", "split": "analysis",
+                        "correct": [True, False]})
+    monkeypatch.setattr(by_cue, "world_clip_info", lambda profile: draws)
+    monkeypatch.setattr(by_cue, "llm_predictions", lambda profile: llm)
+    trials = _trial_rows([("P1", "heard", "audio", True), ("P2", "heard", "audio", False), ("P1", "silent", "audio", True)])
+    table = by_cue.llms_and_panel_by_cue(None, trials, ["cat"]).set_index("the input carries")
+    assert list(table.index) == [by_cue.WITH_CLASS, by_cue.WITHOUT_CLASS]
+    assert table.loc[by_cue.WITH_CLASS, "LLM - panel (points)"] == 50.0  # 100% vs 1 of 2
+    assert table.loc[by_cue.WITHOUT_CLASS, "LLM - panel (points)"] == -100.0
+    assert (table["clips"] == 1).all()
+
+
+def test_llms_and_panel_by_cue_names_a_clip_the_world_lacks(monkeypatch):
+    from xmd_core.humans import by_cue
+
+    monkeypatch.setattr(by_cue, "world_clip_info", lambda profile: pd.DataFrame({"clip": ["other"], "audible": [True], "visible": [True]}))
+    monkeypatch.setattr(by_cue, "llm_predictions", lambda profile: pd.DataFrame(
+        {"clip": ["heard"], "label": "cat", "model": "qwen2-audio", "condition": "audio", "split": "analysis", "correct": [True]}))
+    with pytest.raises(ValueError, match="'heard'"):
+        by_cue.llms_and_panel_by_cue(None, _trial_rows([("P1", "heard", "audio", True)]), ["cat"])

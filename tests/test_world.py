@@ -150,9 +150,23 @@ def test_tiny_plan_sizes():
         assert per[(g, "test")] == k * cfg.test_per_class
     # unseen classes: pre-trained, but outside the VGGSound splits
     assert per[("unseen", "pretrain")] == cfg.unseen_classes * cfg.pretrain_per_class
-    assert per[("unseen", "unseen")] == cfg.unseen_classes * cfg.test_per_class
+    assert per[("unseen", "unseen")] == cfg.unseen_classes * cfg.unseen_per_class
     assert ("unseen", "train") not in per.index and ("unseen", "test") not in per.index
-    assert len(clips) == 15000 - 5 * 250 + 5 * 150
+    assert len(clips) == 15000 - 5 * 250 - 5 * 50 + 5 * cfg.unseen_per_class + 5 * 150
+
+
+def test_a_larger_unseen_split_keeps_every_other_clip():
+    """unseen_per_class adds clips to the unseen split only; the others are drawn as before, so
+    the experts (pre-trained on the pretrain split) do not change with it."""
+    cfg = load_profile("smoke").world
+    assert cfg.unseen_per_class == 0  # as many as test_per_class
+    _, base = plan_world(cfg)
+    _, larger = plan_world(dataclasses.replace(cfg, unseen_per_class=3 * cfg.test_per_class))
+    base_rows = pd.DataFrame([d.row() for d in base])
+    larger_rows = pd.DataFrame([d.row() for d in larger])
+    assert (larger_rows.split == "unseen").sum() == 3 * (base_rows.split == "unseen").sum() > 0
+    kept = larger_rows[larger_rows["clip"].isin(base_rows["clip"])].set_index("clip").sort_index()
+    pd.testing.assert_frame_equal(kept, base_rows.set_index("clip").sort_index())
 
 
 # --- the built world ------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class WorldConfig:
     pretrain_per_class: int = 150
     train_per_class: int = 250  # analysis + finetune pool, as VGGSound's `train`
     test_per_class: int = 50
+    # clips per unseen class (0: as many as test_per_class); the unseen split is the only
+    # measure of transfer to classes outside distillation, so a profile may make it larger
+    unseen_per_class: int = 0
     duration_s: float = 2.0
     fps: int = 8
     width: int = 128
@@ -54,6 +57,7 @@ class WorldConfig:
         _at_least(where, "unseen_classes", self.unseen_classes, 0)
         for name in ("pretrain_per_class", "train_per_class", "test_per_class"):
             _positive(where, name, getattr(self, name))
+        _at_least(where, "unseen_per_class", self.unseen_per_class, 0)
         _positive(where, "duration_s", self.duration_s)
         _positive(where, "fps", self.fps)
         for name in ("width", "height"):
@@ -289,7 +293,7 @@ class Profile:
 
 
 #: Settings added after results were stored, with the value under which nothing changes.
-LATE_SETTINGS = {"mcq": {"exclude_present": False}}
+LATE_SETTINGS = {"mcq": {"exclude_present": False}, "world": {"unseen_per_class": 0}}
 
 
 _SECTIONS = {

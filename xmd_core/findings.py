@@ -131,16 +131,24 @@ def f2_visual_ahead_in_most_classes(visual_better: int, classes: int, heard_audi
     return _verdict(failures, passes, figures)
 
 
-def f3_llms_above_humans(llm: Mapping[str, float], humans: Mapping[str, Interval]) -> Verdict:
+def f3_llms_above_humans(llm: Mapping[str, float], humans: Mapping[str, Interval], by_cue: Mapping[str, str] | None = None) -> Verdict:
     """Reproduced when, on the Figure-1 classes, the LLM's accuracy (%) is above the panel's
     (point estimates, as the paper compares them) under every condition: Qwen2-Audio vs ears,
     Qwen2-VL vs eyes, Qwen2.5-Omni vs ears and eyes. `llm` and `humans` are keyed by condition;
-    a human figure is an accuracy (%) with its participant-resampled interval."""
+    a human figure is an accuracy (%) with its participant-resampled interval. `by_cue` (embedded
+    world only) says per condition where the difference lies (clips with the class itself vs
+    clips with only its venue); it is shown, and named in the reason of a failure, but decides
+    nothing."""
+    by_cue = by_cue or {}
     figures, failures, passes = {}, [], []
     for condition, human in humans.items():
         figures[f"{condition}: LLM / humans (%)"] = f"{llm[condition]:.1f} / {human.value:.1f} [{human.low:.1f}, {human.high:.1f}]"
         line = f"{condition}: LLM {llm[condition]:.1f}% vs humans {human.value:.1f}%"
-        (passes if llm[condition] > human.value else failures).append(line)
+        if llm[condition] > human.value:
+            passes.append(line)
+        else:
+            failures.append(line + (f" (LLM - humans: {by_cue[condition]})" if condition in by_cue else ""))
+    figures |= {f"{condition}: LLM - humans by clip": text for condition, text in by_cue.items()}
     if set(llm) - set(humans):
         failures.append(f"no human trials under {', '.join(sorted(set(llm) - set(humans)))}")
     return _verdict(failures, passes, figures)

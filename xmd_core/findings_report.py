@@ -114,7 +114,7 @@ def human_figures(profile: Profile, seed: int) -> tuple[pd.DataFrame, dict, pd.D
 
 
 def inputs_f3(profile: Profile, seed: int) -> dict:
-    from .humans.analysis import LLM_COLUMNS, LLM_NAMES, who
+    from .humans.analysis import LLM_COLUMNS, LLM_NAMES, figure1_classes, llm_classwise, who
     from .humans.design import CONDITION_NAMES
 
     overall, _, trials = human_figures(profile, seed)
@@ -124,7 +124,27 @@ def inputs_f3(profile: Profile, seed: int) -> dict:
         row = f"{who(trials).capitalize()}: {CONDITION_NAMES[condition]}"
         if row in overall.index:
             humans[condition] = Interval(float(overall.loc[row, "accuracy (%)"]), *bounds(overall.loc[row, "95% CI"]))
-    return {"llm": llm, "humans": humans}
+    by_cue = None
+    if profile.data.source == "world":
+        by_cue = _gaps_by_cue(profile, trials, list(figure1_classes(llm_classwise(profile))["label"]), seed)
+    return {"llm": llm, "humans": humans, "by_cue": by_cue}
+
+
+def _gaps_by_cue(profile: Profile, trials: pd.DataFrame, labels: list[str], seed: int) -> dict[str, str]:
+    """Per condition, the LLM-minus-panel difference on clips whose input carries the class and
+    on clips with only its venue (`humans.by_cue`), as one line."""
+    from .humans.by_cue import WITH_CLASS, llms_and_panel_by_cue
+    from .humans.design import CONDITION_NAMES
+
+    table = llms_and_panel_by_cue(profile, trials, labels, seed=seed)
+    condition_of = {name: condition for condition, name in CONDITION_NAMES.items()}
+    out = {}
+    for name, part in table.groupby("condition", sort=False):
+        cells = [f"{r['LLM - panel (points)']:+.1f} points on {r['clips']} clips with "
+                 f"{'the class' if r['the input carries'] == WITH_CLASS else 'only the venue'}" for _, r in part.iterrows()
+                 if isinstance(r["LLM - panel (points)"], float)]
+        out[condition_of[name]] = ", ".join(cells)
+    return out
 
 
 def inputs_f4(profile: Profile, seed: int) -> dict:

@@ -71,10 +71,10 @@ def who(trials: pd.DataFrame) -> str:
 # the LLM side (read from the analysis chapter's predictions)
 
 
-def llm_classwise(profile: Profile, split: str = "analysis") -> pd.DataFrame:
-    """Class-wise accuracy of Qwen2-Audio (audio), Qwen2-VL (silent video) and Qwen2.5-Omni
-    (sounded video) on `split`, from the original models' finished prediction runs (never a
-    distilled student's: its runs carry the same model and condition)."""
+def llm_predictions(profile: Profile, split: str = "analysis") -> pd.DataFrame:
+    """The predictions of Qwen2-Audio (audio), Qwen2-VL (silent video) and Qwen2.5-Omni (sounded
+    video) on `split`, from the original models' finished prediction runs (never a distilled
+    student's: its runs carry the same model and condition)."""
     runs = llm_analysis.finished_runs(profile)
     if runs.empty:
         raise FileNotFoundError(f"no finished prediction runs under {profile.results_dir / 'predictions'}: run the analysis chapter (01_analysis) first")
@@ -85,8 +85,12 @@ def llm_classwise(profile: Profile, split: str = "analysis") -> pd.DataFrame:
     if not wanted <= have:
         raise FileNotFoundError(f"missing {split} predictions of {sorted(wanted - have)} under {profile.results_dir / 'predictions'}: run the analysis chapter (01_analysis) first")
     runs = runs[[(m, c) in wanted for m, c in zip(runs["model"], runs["condition"])]]
-    predictions = llm_analysis.collect(profile, runs)
-    return llm_analysis.classwise(predictions, split, LLM_COLUMNS)
+    return llm_analysis.collect(profile, runs)
+
+
+def llm_classwise(profile: Profile, split: str = "analysis") -> pd.DataFrame:
+    """Class-wise accuracy of the three Figure-1 LLMs on `split` (:func:`llm_predictions`)."""
+    return llm_analysis.classwise(llm_predictions(profile, split), split, LLM_COLUMNS)
 
 
 def figure1_classes(llm_wide: pd.DataFrame, max_per_row: int = 10) -> pd.DataFrame:

@@ -93,10 +93,17 @@ def world_venue_weights(profile: Profile) -> pd.DataFrame:
     return venue_weights(profile.world, pd.read_csv(path, usecols=["label"])["label"].tolist())
 
 
+def cue_present(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Whether the input of each condition carries the class itself: the sound (audio), the
+    picture (silent video), either (sounded video)."""
+    ears, eyes, both = condition == "audio", condition == "silent_video", condition == "sounded_video"
+    return (ears & audible) | (eyes & visible) | (both & (audible | visible))
+
+
 def _cue(condition: np.ndarray, audible: np.ndarray, visible: np.ndarray, params: PanelParams) -> tuple[np.ndarray, np.ndarray]:
     """Whether the trial carries a cue, and the base log-odds of recognising it."""
     ears, eyes, both = condition == "audio", condition == "silent_video", condition == "sounded_video"
-    informative = (ears & audible) | (eyes & visible) | (both & (audible | visible))
+    informative = cue_present(condition, audible, visible)
     base = np.full(len(condition), np.nan)
     base[ears] = params.logit_audio
     base[eyes] = params.logit_silent_video

@@ -97,7 +97,7 @@ def plan_world(world: WorldConfig) -> tuple[pd.DataFrame, list[ClipDraw]]:
     for row in table.itertuples(index=False):
         sizes = [("pretrain", world.pretrain_per_class)] if row.group in PRETRAIN_GROUPS else []
         if row.group == "unseen":  # outside the VGGSound splits: only the generalisation test
-            sizes += [("unseen", world.test_per_class)]
+            sizes += [("unseen", world.unseen_per_class or world.test_per_class)]
         else:
             sizes += [("train", world.train_per_class), ("test", world.test_per_class)]
         for split, count in sizes:
