@@ -108,13 +108,19 @@ def test_a_killed_run_resumes_to_the_same_predictions(setup, tmp_path):
     np.testing.assert_allclose(np.stack(resumed["letter_logits"]), np.stack(whole["letter_logits"]), atol=1e-6, equal_nan=True)
 
 
-def test_a_changed_plan_is_refused(setup):
+def test_another_layout_is_answered_again_without_stray_shards(setup, capsys):
+    """A changed split (here: fewer clips) makes the stored answers stale: all are answered
+    again, and the old layout's extra shard files go, so no stale answer is read back."""
     profile, clips = setup
     adapter = load_model("qwen2-audio", profile)
-    evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=4, progress=False)
-    with pytest.raises(RuntimeError, match="another plan"):
-        evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=2, progress=False)
-    assert len(load_predictions(profile, "plan", "test", "audio")) == len(clips)
+    evaluate(adapter, profile, clips, "audio", "test", run="plan", shard_size=2, progress=False)
+    folder = run_dir(profile, "plan", "test", "audio")
+    assert len(list(folder.glob("shard-*.parquet"))) == (len(clips) + 1) // 2 > 2
+    fewer = clips.sort_values("clip").head(3)
+    again = evaluate(adapter, profile, fewer, "audio", "test", run="plan", shard_size=2, progress=False)
+    assert "another layout" in "".join(capsys.readouterr())
+    assert sorted(p.name for p in folder.glob("shard-*.parquet")) == ["shard-00000.parquet", "shard-00001.parquet"]
+    assert list(load_predictions(profile, "plan", "test", "audio")["clip"]) == list(fewer["clip"]) == list(again["clip"])
 
 
 def test_other_weights_answer_again(setup):

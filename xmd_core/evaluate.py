@@ -40,7 +40,7 @@ from .media import MediaCache, MediaError
 from .mcq import LETTERS
 from .models.adapters import Adapter, Sample
 from .scoring import generate_answers, parse_letter, score_letters
-from .run_plan import check_run_name, question_digests, shards_to_redo, unreadable
+from .run_plan import check_run_name, question_digests, shards_to_redo, stray_shards, unreadable
 from .workers import die_with_parent
 from .vocabulary import MODES, run_for
 
@@ -254,10 +254,11 @@ def evaluate(
     previous = store.read_record(out, RUN_RECORD)  # an unreadable record counts as none
     todo, redo = _shards_to_answer(out, previous, plan, shard_size, report=main)
     state.wait_for_everyone()
-    if redo:
+    stray = stray_shards(out, (len(clips) + shard_size - 1) // shard_size)
+    if redo or stray:
         if main:
-            for s in redo:
-                (out / f"shard-{s:05d}.parquet").unlink(missing_ok=True)
+            for path in [out / f"shard-{s:05d}.parquet" for s in redo] + stray:
+                path.unlink(missing_ok=True)
         state.wait_for_everyone()  # no process writes a new shard before the old ones are gone
     if main:
         record = {**_run_facts(profile, adapter, run, split, condition, mode), "processes": n_processes, **(extra_record or {})}
@@ -337,7 +338,7 @@ def _outcome(predictions: pd.DataFrame, spent: list[tuple[float, float, int]], w
 
 def _shards_to_answer(out: Path, previous: dict | None, plan: dict, shard_size: int, report: bool) -> tuple[list[int], list[int]]:
     """The shards still to answer, and those of them whose stored file must go first (another
-    plan's, unreadable, or without a readable record holding a key: a run writes its record
+    plan's or layout's, unreadable, or without a readable record holding a key: a run writes its record
     before its first shard, so such shards are of unknown origin). Every process reads the folder
     before any of them writes (the barrier in `evaluate`), so all see the same shards and take
     the same decisions."""
@@ -345,10 +346,7 @@ def _shards_to_answer(out: Path, previous: dict | None, plan: dict, shard_size: 
     shard_path = [out / f"shard-{s:05d}.parquet" for s in range(n_shards)]
     broken = {s: why for s in range(n_shards) if shard_path[s].is_file() and (why := unreadable(shard_path[s]))}
     stored_plan = (previous or {}).get("key")
-    try:
-        redo, why = shards_to_redo(stored_plan, plan, n_shards)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{out} {exc}") from None
+    redo, why = shards_to_redo(stored_plan, plan, n_shards)
     if stored_plan is None and any(p.is_file() for p in shard_path):
         redo, why = list(range(n_shards)), f"no readable {RUN_RECORD} with a key says what answered its shards"
     redo = sorted(set(redo) | set(broken))

@@ -9,8 +9,10 @@ answers (`questions`: each clip's label, options and answer letter). On a later 
 - a shard whose questions changed (a clip relabelled, a question rebuilt): that shard again;
 - a shard file that cannot be read (truncated, empty): reported, and that shard again.
 
-Another layout is refused: the folder holds another evaluation. A run's name is one folder name
-(:func:`check_run_name`), so that its folder stays inside the profile's predictions folder.
+Another layout (the split changed: the world or the split settings) makes every stored shard
+stale: all are answered again, and shard files past the new layout's last are removed
+(:func:`stray_shards`). A run's name is one folder name (:func:`check_run_name`), so that its
+folder stays inside the profile's predictions folder.
 """
 
 from __future__ import annotations
@@ -53,18 +55,22 @@ def layout(plan: dict) -> dict:
 
 
 def shards_to_redo(old_plan: dict | None, plan: dict, n_shards: int) -> tuple[list[int], str]:
-    """(shards whose stored answers cannot be kept, why) when the folder last ran `old_plan`.
-
-    Raises RuntimeError when the layouts differ (`where` is named by the caller)."""
+    """(shards whose stored answers cannot be kept, why) when the folder last ran `old_plan`."""
     if old_plan is None or old_plan == plan:
         return [], ""
     if layout(old_plan) != layout(plan):
-        raise RuntimeError(f"holds predictions of another plan ({layout(old_plan)} vs {layout(plan)}); remove the folder to start again")
+        return list(range(n_shards)), f"the stored answers are of another layout ({layout(old_plan)}, now {layout(plan)})"
     if old_plan.get("model") != plan.get("model"):
         return list(range(n_shards)), f"the stored answers are of other weights ({old_plan.get('model')})"
     old = old_plan.get("questions") or []
     changed = [s for s in range(n_shards) if s >= len(old) or old[s] != plan["questions"][s]]
     return changed, f"the questions of {len(changed)} shard(s) changed since they were answered"
+
+
+def stray_shards(folder: Path, n_shards: int) -> list[Path]:
+    """Shard files in `folder` numbered at or past `n_shards`: left by a layout with more shards."""
+    shards = (p for p in folder.glob("shard-*.parquet") if p.stem.removeprefix("shard-").isdigit())
+    return sorted(p for p in shards if int(p.stem.removeprefix("shard-")) >= n_shards)
 
 
 def unreadable(path: Path) -> str:
