@@ -18,7 +18,10 @@ def test_profiles_differ_only_in_sizes_and_paths():
     tiny, full = load_profile("tiny"), load_profile("full")
     assert tiny.data.source == "world" and full.data.source == "vggsound"
     assert tiny.media == dataclasses.replace(full.media, workers=tiny.media.workers)
-    assert tiny.mcq == full.mcq
+    # the unseen classes' distractors are data: the names the profile's models can know (the
+    # world's classes for the tiny experts, AudioSet's for the real LLMs); the rest is the protocol
+    assert (tiny.mcq.unseen_options, full.mcq.unseen_options) == ("classes", "audioset")
+    assert tiny.mcq == dataclasses.replace(full.mcq, unseen_options=tiny.mcq.unseen_options)
 
 
 def _write(tmp_path, text):
@@ -37,6 +40,8 @@ def _write(tmp_path, text):
         ("splits:\n  analysis_per_class: 5\n  switch_val_per_class: 5\n", "splits.switch_val_per_class"),
         ("mcq:\n  n_options: 11\n", "mcq.n_options"),
         ("mcq:\n  n_option: 10\n", "n_option"),
+        ("mcq:\n  unseen_options: wordnet\n", "mcq.unseen_options"),
+        ("world:\n  unseen_per_class: -1\n", "world.unseen_per_class"),
         ("data:\n  source: youtube\n", "data.source"),
         ("data:\n  source: vggsound\n", "clips_dir"),
         ("modles: {}\n", "modles"),

@@ -109,3 +109,12 @@ def test_unseen_rows_keep_their_split_and_get_audioset_options():
     assert len(pool) == 527 and (pool == 1.0).all()
     with pytest.raises(data.IndexError_, match="no AudioSet display name"):
         data.audioset_option_pool(["not a sound at all xyz"])
+
+
+def test_the_unseen_option_pool_of_the_profiles_own_classes():
+    classes = pd.DataFrame({"label": ["dog barking", "cat purring"], "count": [10, 20]})
+    pool = data.unseen_option_pool("classes", pd.Series(["wind noise"]), classes)
+    assert list(pool.index) == ["cat purring", "dog barking", "wind noise"] and (pool == 1.0).all()
+    assert len(data.unseen_option_pool("audioset", pd.Series(["wind noise"]), classes)) == 527
+    with pytest.raises(ValueError, match="'wordnet'"):
+        data.unseen_option_pool("wordnet", pd.Series(["wind noise"]), classes)

@@ -57,3 +57,17 @@ def test_question_table_is_per_clip_seeded_and_stored(tmp_path, counts):
     assert subset.options.tolist() == first.options.iloc[5:8].tolist()
     other = mcq.load_or_build_questions(tmp_path / "q.parquet", clips, counts, seed=1)
     assert other.options.tolist() != first.options.tolist() and (other.seed == 1).all()
+
+
+def test_a_stored_table_of_another_option_pool_is_rebuilt(tmp_path, counts):
+    """Changing where the distractors come from (e.g. `mcq.unseen_options`) must not reuse the
+    stored questions: their options would be another pool's."""
+    clips = pd.DataFrame({"clip": [f"c{i}_000001" for i in range(20)], "label": ["dog barking"] * 20})
+    first = mcq.load_or_build_questions(tmp_path / "q.parquet", clips, counts, seed=0)
+    small = pd.Series(1.0, index=["dog barking", *[f"other {k}" for k in range(9)]])
+    rebuilt = mcq.load_or_build_questions(tmp_path / "q.parquet", clips, small, seed=0)
+    assert set().union(*rebuilt.options) == set(small.index) != set().union(*first.options)
+    assert (rebuilt["pool"] == mcq.pool_digest(small)).all() and (first["pool"] == mcq.pool_digest(counts)).all()
+    stored = pd.read_parquet(tmp_path / "q.parquet").drop(columns="pool")  # a table stored before the pool was recorded
+    stored.to_parquet(tmp_path / "q.parquet")
+    assert (mcq.load_or_build_questions(tmp_path / "q.parquet", clips, small, seed=0)["pool"] == mcq.pool_digest(small)).all()

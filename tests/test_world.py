@@ -156,8 +156,8 @@ def test_tiny_plan_sizes():
 
 
 def test_a_larger_unseen_split_keeps_every_other_clip():
-    """unseen_per_class adds clips to the unseen split only; the others are drawn as before, so
-    the experts (pre-trained on the pretrain split) do not change with it."""
+    """unseen_per_class adds clips to the unseen split only; the others are drawn as before.
+    (The experts still change: the unseen questions' AudioSet options join their vocabulary.)"""
     cfg = load_profile("smoke").world
     assert cfg.unseen_per_class == 0  # as many as test_per_class
     _, base = plan_world(cfg)

@@ -119,6 +119,10 @@ class MediaConfig:
         _positive(where, "workers", self.workers)
 
 
+#: Where the unseen classes' distractors come from (`McqConfig.unseen_options`), in words.
+UNSEEN_OPTION_POOLS = {"audioset": "AudioSet's 527 display names", "classes": "the profile's own classes"}
+
+
 @dataclass(frozen=True)
 class McqConfig:
     """The 10-option multiple-choice questions."""
@@ -127,10 +131,15 @@ class McqConfig:
     seed: int = 0
     # draw distractors from outside the clip's other labels (`clip_labels`); off: the paper's protocol
     exclude_present: bool = False
+    # the unseen classes' distractors: "audioset", AudioSet's display names (the paper's Fig. 3),
+    # or "classes", the profile's own classes (what the embedded experts were pre-trained on)
+    unseen_options: str = "audioset"
 
     def validate(self, where: str) -> None:
         if not 2 <= self.n_options <= 10:
             raise ConfigError(f"{where}.n_options must be between 2 and 10 (got {self.n_options!r})")
+        if self.unseen_options not in UNSEEN_OPTION_POOLS:
+            raise ConfigError(f"{where}.unseen_options must be one of {sorted(UNSEEN_OPTION_POOLS)} (got {self.unseen_options!r})")
 
 
 @dataclass(frozen=True)
@@ -293,7 +302,7 @@ class Profile:
 
 
 #: Settings added after results were stored, with the value under which nothing changes.
-LATE_SETTINGS = {"mcq": {"exclude_present": False}, "world": {"unseen_per_class": 0}}
+LATE_SETTINGS = {"mcq": {"exclude_present": False, "unseen_options": "audioset"}, "world": {"unseen_per_class": 0}}
 
 
 _SECTIONS = {

@@ -169,6 +169,19 @@ def audioset_option_pool(unseen_labels: list[str] | pd.Series) -> pd.Series:
     return pd.Series(1.0, index=pd.Index(names, name="label"))
 
 
+def unseen_option_pool(kind: str, unseen_labels: pd.Series, classes: pd.DataFrame) -> pd.Series:
+    """The unseen questions' option pool (`mcq.unseen_options`): "audioset", AudioSet's names
+    (:func:`audioset_option_pool`); "classes", every class of the profile (`classes`, the stat
+    table, and the unseen ones), equally likely: the names a model that knows only the profile's
+    classes can weigh, where AudioSet's other names would be answered by elimination."""
+    if kind == "audioset":
+        return audioset_option_pool(unseen_labels)
+    if kind != "classes":
+        raise ValueError(f"unknown unseen option pool {kind!r}; pools are 'audioset' and 'classes'")
+    names = sorted(set(classes["label"]) | set(unseen_labels))
+    return pd.Series(1.0, index=pd.Index(names, name="label"))
+
+
 # --- clips on disk, the probe report, splits -------------------------------------------------
 
 

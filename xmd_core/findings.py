@@ -42,7 +42,7 @@ FINDINGS = {
     "F6": "visual -> audio distillation gives a large gain, largest where the teacher is better, without a loss elsewhere",
     "F7": "audio -> visual distillation gives a significant but smaller gain",
     "F8": "Table 2: ground-truth labels are the upper bound; removing the anti-forgetting loss does not help",
-    "F9": "visual -> audio distillation also helps unseen AudioSet classes",
+    "F9": "visual -> audio distillation also helps classes it never saw (the paper: unseen AudioSet classes)",
 }
 
 
@@ -236,7 +236,7 @@ def f8_ablations(vs_ground_truth: Mapping[str, Interval], no_anti_forgetting_vs_
 
 
 def f9_unseen_classes(gain: Interval) -> Verdict:
-    """Reproduced when the distilled Qwen2-Audio (teacher Qwen2-VL) gains on the unseen AudioSet
+    """Reproduced when the distilled Qwen2-Audio (teacher Qwen2-VL) gains on the unseen
     classes with a paired interval above 0."""
     ok = gain.above_zero()
     return Verdict(REPRODUCED if ok else NOT_REPRODUCED, f"gain on unseen classes {gain} points: interval {'above' if ok else 'not above'} 0",

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .keys import key_digest
+
 LETTERS = "ABCDEFGHIJ"
 PROMPT_HEAD = "Classify the sounding object into one of the categories below:"
 
@@ -82,14 +84,21 @@ def build_questions(
     present: Mapping[str, Collection[str]] | None = None,
 ) -> pd.DataFrame:
     """A question per clip: columns clip, label, options (list), answer, answer_index, prompt, seed,
-    exclude_present. With `present` (clip -> its labels), no distractor is a label of its clip."""
+    exclude_present, pool (:func:`pool_digest` of `class_counts`). With `present` (clip -> its
+    labels), no distractor is a label of its clip."""
     rows = []
     for clip, label in zip(clips["clip"], clips["label"]):
         exclude = present.get(clip, ()) if present is not None else ()
         q = build_question(label, class_counts, np.random.default_rng(clip_seed(seed, clip)), n_options, exclude)
         rows.append((clip, label, list(q.options), q.answer, q.answer_index, q.prompt))
     table = pd.DataFrame(rows, columns=["clip", "label", "options", "answer", "answer_index", "prompt"])
-    return table.assign(seed=seed, exclude_present=present is not None)
+    return table.assign(seed=seed, exclude_present=present is not None, pool=pool_digest(class_counts))
+
+
+def pool_digest(class_counts: Mapping[str, int] | pd.Series) -> str:
+    """A digest of the option pool (every candidate class and its weight): a stored question
+    table drawn from another pool is stale."""
+    return key_digest(sorted((str(name), float(weight)) for name, weight in dict(class_counts).items()))
 
 
 def read_questions(path: str | Path) -> pd.DataFrame:
@@ -106,8 +115,8 @@ def load_or_build_questions(
     """The stored question table at `path`, built once.
 
     A stored table is reused only when it covers exactly these clips and labels, with the same
-    seed, number of options and distractor rule (so every model and participant gets the same
-    options); otherwise it is rebuilt and rewritten.
+    seed, number of options, distractor rule and option pool (so every model and participant
+    gets the same options); otherwise it is rebuilt and rewritten.
     """
     path = Path(path)
     if path.is_file():
@@ -115,7 +124,8 @@ def load_or_build_questions(
         same = len(stored) == len(clips) and (stored["clip"].to_numpy() == clips["clip"].to_numpy()).all()
         same = same and (stored["label"].to_numpy() == clips["label"].to_numpy()).all()
         excluded = stored["exclude_present"].all() if "exclude_present" in stored else False  # older tables: the paper's rule
-        if same and (stored.seed == seed).all() and (stored.options.map(len) == n_options).all() and excluded == (present is not None):
+        same_pool = "pool" in stored and (stored["pool"] == pool_digest(class_counts)).all()  # older tables: rebuilt once
+        if same and same_pool and (stored.seed == seed).all() and (stored.options.map(len) == n_options).all() and excluded == (present is not None):
             return stored.assign(exclude_present=excluded)
     table = build_questions(clips, class_counts, seed, n_options, present)
     path.parent.mkdir(parents=True, exist_ok=True)

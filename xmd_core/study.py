@@ -50,8 +50,8 @@ def prepare(profile: Profile, progress: bool = True) -> StudyInputs:
 
         present = present_labels(clip_labels(profile)).to_dict()
     questions = mcq.load_or_build_questions(out / "questions.parquet", vggsound, counts, seed, n_options, present)
-    if len(unseen):  # classes outside VGGSound: options from AudioSet's label set (Fig. 3 bottom)
-        pool = data.audioset_option_pool(unseen.label)
+    if len(unseen):  # classes outside VGGSound (Fig. 3 bottom): options from AudioSet's label set or the profile's classes
+        pool = data.unseen_option_pool(profile.mcq.unseen_options, unseen.label, classes)
         extra = mcq.load_or_build_questions(out / "questions_unseen.parquet", unseen, pool, seed, n_options)
         questions = pd.concat([questions, extra], ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)

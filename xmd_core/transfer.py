@@ -196,8 +196,8 @@ def unseen_summary(overall: dict) -> pd.DataFrame:
 
 
 def unseen_classes(profile: Profile, teacher: str, student: str, recipe: str = DEFAULT_RECIPE, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """Classes kept out of distillation (options from AudioSet's label set): the overall paired
-    gain and the class-wise accuracy before and after (and of the teacher)."""
+    """Classes kept out of distillation (options from `mcq.unseen_options`' pool): the overall
+    paired gain and the class-wise accuracy before and after (and of the teacher)."""
     before, after = answers(profile, student, "unseen"), answers(profile, student, "unseen", teacher, recipe)
     overall = paired_gain(before, after, seed)
     frames = {"before": before, "after": after, "teacher": answers(profile, teacher, "unseen")}
