@@ -5,9 +5,10 @@ The world records for every clip whether its class can be heard (`audible`) and 
 (`visible`). Under each condition the input carries the class itself on some clips (audio:
 audible ones; silent video: visible ones; sounded video: either) and only the venue and
 background on the others. Splitting the Figure-1 clips this way shows where the panel and the
-LLMs part: on clips with the class, recognising it (the audio expert pre-trained on clean
-recordings, the wild clips are not); on clips without, guessing from the venue (the panel is
-modelled to use it; an expert only where its training taught it).
+LLMs part: on clips with the class, recognising it (with the world's domain shift, the audio
+expert pre-trained on clean recordings meets wild ones; the panel is not modelled as hurt by
+the recording chain); on clips without, guessing from the venue (the panel is modelled to use
+it; an expert only where its training taught it).
 """
 
 from __future__ import annotations
