@@ -154,3 +154,23 @@ def test_f3_names_where_the_llm_falls_short_without_changing_the_verdict():
     assert plain.verdict == explained.verdict == NOT_REPRODUCED
     assert where["audio"] in explained.reason and explained.figures["audio: LLM - humans by clip"] == where["audio"]
     assert fd.f3_llms_above_humans({"audio": 80.0}, humans, where).verdict == REPRODUCED
+
+
+def test_control_reading_refuses_results_of_another_configuration(tmp_path, smoke_yaml):
+    """The control world's results are read only when its last study ran under its present
+    configuration: a changed profile file would otherwise show the old world's gain."""
+    import json
+
+    from xmd_core.config import load_profile, replace
+    from xmd_core.findings_report import control_reading
+    from xmd_core.stages import STAGES_FILE, StageClock
+
+    path = smoke_yaml(tmp_path)
+    profile = load_profile(path)
+    assert "no complete study" in control_reading(str(path))
+    StageClock(replace(profile, world={"seed": 1})).write()  # a study of the profile before its world changed
+    assert "another configuration" in control_reading(str(path))
+    StageClock(profile).write()
+    record = json.loads((profile.results_dir / STAGES_FILE).read_text())
+    assert record["config"] == profile.config_hash()
+    assert "another configuration" not in control_reading(str(path))  # current: judged (here: nothing to judge yet)

@@ -31,16 +31,15 @@ def test_a_chapter_whose_results_are_missing_stops_with_the_command_that_writes_
 
 
 @pytest.mark.slow
-def test_study_runs_every_stage_and_stores_their_times(smoke_profile, tmp_path, monkeypatch):
+def test_study_runs_every_stage_and_stores_their_times(smoke_profile):
     """`xmd study` (before the notebooks below, which then find its results): every stage is
     timed and the table stored with the run records."""
     from xmd_core import runner
     from xmd_core.cli import main
     from xmd_core.stages import read_stages
 
-    monkeypatch.setattr(runner, "EXECUTED_DIR", tmp_path)  # not the repository's book/executed
     main(["study", "--profile", str(smoke_profile.source_file), "--only", "protocol"])
-    assert (tmp_path / "protocol.ipynb").is_file()
+    assert (runner.executed_dir(smoke_profile) / "protocol.ipynb").is_file()  # the profile's own folder, not the book's
     names = [s["stage"] for s in read_stages(smoke_profile)["stages"]]
     side_by_side = ["experts and their evaluations, side by side", "evaluation (letters)", "evaluation (generation)", "switches, side by side",
                     "distillation and ablations, side by side", "switches, distillation, ablations"]  # fmt: skip
@@ -54,17 +53,38 @@ def _records(profile) -> dict[str, int]:
             for name in names for p in root.rglob(name)}
 
 
-def test_a_second_study_on_finished_folders_does_no_work(smoke_profile, tmp_path, monkeypatch):
+def test_a_second_study_on_finished_folders_does_no_work(smoke_profile):
     """Every stage finds its finished folder through the store and writes nothing (the study
     above ran first)."""
-    from xmd_core import runner
     from xmd_core.cli import main
 
     before = _records(smoke_profile)
     assert sum(name.endswith("run.json") for name in before) >= 10 and any(n.endswith("expert.json") for n in before)
-    monkeypatch.setattr(runner, "EXECUTED_DIR", tmp_path)
     main(["study", "--profile", str(smoke_profile.source_file), "--only", "protocol"])
     assert _records(smoke_profile) == before
+
+
+def test_the_book_gets_the_named_profiles_notebooks_only(tmp_path):
+    """A study of another profile (the control world) executes into its own results folder;
+    `xmd book --profile P` replaces the book's notebooks by P's, and names the command when one is missing."""
+    import dataclasses
+
+    from xmd_core.runner import executed_dir, publish_executed
+
+    profile = dataclasses.replace(load_profile("smoke"), results_dir=tmp_path / "results")
+    book = tmp_path / "book_executed"
+    book.mkdir()
+    (book / "01_analysis.ipynb").write_text("of another profile")
+    source = executed_dir(profile)
+    source.mkdir(parents=True)
+    for name in STUDY_NOTEBOOKS[:-1]:
+        (source / f"{name}.ipynb").write_text(name)
+    with pytest.raises(FileNotFoundError, match=rf"{STUDY_NOTEBOOKS[-1]}.*xmd study --profile"):
+        publish_executed(profile, book)
+    (source / f"{STUDY_NOTEBOOKS[-1]}.ipynb").write_text(STUDY_NOTEBOOKS[-1])
+    publish_executed(profile, book)
+    assert sorted(p.name for p in book.glob("*.ipynb")) == sorted(f"{n}.ipynb" for n in STUDY_NOTEBOOKS)
+    assert (book / "01_analysis.ipynb").read_text() == "01_analysis"
 
 
 def test_sources_are_stripped_and_parameterised():

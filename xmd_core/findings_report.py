@@ -293,6 +293,9 @@ def control_reading(name: str, seed: int = 0) -> str:
     except ConfigError:
         return f"Control world not run: there is no profile file for `{name}` yet (then {command} runs it)."
     control = load_profile(path)
+    stale = _not_current(control)
+    if stale:
+        return f"Control world not shown: {stale}. Run {command} to measure it."
     verdict = judge(control, "F6", seed)  # its inputs hold the gain: computed once
     if verdict.verdict == NOT_MEASURABLE:
         return f"Control world not run: {verdict.reason}. Run {command} to measure it."
@@ -304,3 +307,17 @@ def control_reading(name: str, seed: int = 0) -> str:
 
         text += "\n\n" + mechanisms_sentence(control.world)
     return text
+
+
+def _not_current(profile: Profile) -> str:
+    """Why the profile's stored results cannot be read as its current configuration's ('' when
+    they can): no complete `xmd study` recorded, or the last one ran under another configuration."""
+    from .stages import STAGES_FILE, read_stages
+
+    record = read_stages(profile)
+    if record is None:
+        return f"no complete study of `{profile.name}` is recorded ({profile.results_dir / STAGES_FILE})"
+    if record.get("config") != profile.config_hash():
+        return (f"its last study (started {record.get('started', '?')}) ran under another configuration of `{profile.name}` "
+                f"({record.get('config', 'not recorded')}, now {profile.config_hash()})")
+    return ""

@@ -1,7 +1,10 @@
 """Run the study's notebooks with papermill for a profile, then build the Jupyter Book.
 
-Papermill is the only executor: the book renders the executed copies in `book/executed/`
-(`execute_notebooks: "off"` in `_config.yml`).
+Papermill is the only executor. `xmd study --profile P` executes the notebooks into
+`results/P/executed/` (:func:`executed_dir`), so a study of another profile (the control world)
+never touches the book; `xmd book --profile P` copies P's executed notebooks into
+`book/executed/` (:func:`publish_executed`), which the book renders (`execute_notebooks: "off"`
+in `_config.yml`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 # In running order; each later issue adds its chapters here (the book orders them in _toc.yml).
 STUDY_NOTEBOOKS = ("protocol", "00_world", "01_analysis", "02_human_study", "03_switch", "04_distillation", "05_ablations",
                    "07_explore", "06_findings")  # findings last: it reads the other chapters' results (e.g. 02's trials)
+
+
+def executed_dir(profile: Profile) -> Path:
+    """Where `xmd study` executes a profile's notebooks."""
+    return profile.results_dir / "executed"
 
 
 def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:
@@ -87,9 +95,26 @@ def write_stage_table(profile: Profile, out_dir: Path = EXECUTED_DIR) -> Path:
     return target
 
 
+def publish_executed(profile: Profile, book_dir: Path = EXECUTED_DIR) -> list[Path]:
+    """Replace the book's executed notebooks by the profile's (every study notebook must be
+    there: a missing one names the command that executes it)."""
+    import shutil
+
+    source = executed_dir(profile)
+    missing = [name for name in STUDY_NOTEBOOKS if not (source / f"{name}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(f"no executed {', '.join(missing)} in {source}: run `xmd study --profile {profile_argument(profile)}` first")
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for old in book_dir.glob("*.ipynb"):
+        old.unlink()
+    return [Path(shutil.copy2(source / f"{name}.ipynb", book_dir / f"{name}.ipynb")) for name in STUDY_NOTEBOOKS]
+
+
 def build_book(profile: Profile, strict: bool = True) -> Path:
-    """`jupyter-book build` over the repository root; strict turns warnings into errors."""
+    """The profile's executed notebooks into the book, then `jupyter-book build` over the
+    repository root; strict turns warnings into errors."""
     ensure_widget_js()
+    publish_executed(profile)
     write_stage_table(profile)
     return build_book_at(REPO_ROOT, strict)
 

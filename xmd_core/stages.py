@@ -42,6 +42,7 @@ class StageClock:
     def record(self) -> dict:
         return {
             "profile": self.profile.name,
+            "config": self.profile.config_hash(),  # which configuration the results are of
             "started": self.started_at,
             "total_s": round(time.perf_counter() - self.started, 1),
             "cpus": os.cpu_count(),
