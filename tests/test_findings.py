@@ -174,3 +174,11 @@ def test_control_reading_refuses_results_of_another_configuration(tmp_path, smok
     record = json.loads((profile.results_dir / STAGES_FILE).read_text())
     assert record["config"] == profile.config_hash()
     assert "another configuration" not in control_reading(str(path))  # current: judged (here: nothing to judge yet)
+
+
+def test_f9_names_where_wrong_answers_go_without_changing_the_verdict():
+    shift = "87.7% before, 97.4% after; 88.5% if blindly wrong"
+    lost = fd.f9_unseen_classes(Interval(-18.3, -21.0, -15.7), shift)
+    assert lost.verdict == NOT_REPRODUCED and shift in lost.reason and lost.figures["wrong answers naming a distilled class"] == shift
+    assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), shift).verdict == REPRODUCED
+    assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0)).verdict == REPRODUCED

@@ -204,7 +204,21 @@ def inputs_f9(profile: Profile, seed: int) -> dict:
     for run, model in ((AUDIO, AUDIO), (run_name(VISUAL, AUDIO), AUDIO), (VISUAL, VISUAL)):
         need_run(profile, run, "unseen", own_condition(model))
     overall, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, seed=seed)
-    return {"gain": interval(overall)}
+    return {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile)}
+
+
+def _wrong_answer_shift(profile: Profile) -> str:
+    """Before and after distillation, the share of the student's wrong unseen-class answers that
+    name a distilled class, beside what blind wrong answers would give, as one line."""
+    from .unseen_errors import unseen_wrong_answers
+
+    table = unseen_wrong_answers(profile, VISUAL, AUDIO)
+
+    def share(row: str, column: str = "share (%)") -> str:
+        value = table.loc[row, column]
+        return f"{value:.1f}%" if isinstance(value, float) else str(value)
+
+    return f"{share('before')} before, {share('after')} after; {share('before', 'blind wrong answer (%)')} if blindly wrong"
 
 
 INPUTS = {"F1": inputs_f1, "F2": inputs_f2, "F3": inputs_f3, "F4": inputs_f4, "F5": inputs_f5,
