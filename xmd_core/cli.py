@@ -95,7 +95,7 @@ def _study(args: argparse.Namespace) -> None:
     run_study_stages(profile, clock, jobs=args.jobs)
     for name in tuple(args.only) if args.only else runner.STUDY_NOTEBOOKS:
         with clock.stage(f"notebook {name}"):
-            runner.run_notebook(name, profile, runner.executed_dir(profile))
+            runner.run_notebook(name, profile)
     print(f"stage times (stored in {clock.write()}):\n{format_table(clock.record())}")
 
 

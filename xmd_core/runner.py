@@ -30,11 +30,13 @@ def executed_dir(profile: Profile) -> Path:
     return profile.results_dir / "executed"
 
 
-def run_notebook(name: str, profile: Profile, out_dir: Path = EXECUTED_DIR, **parameters) -> Path:
-    """Execute `notebooks/<name>.ipynb` with the profile injected; returns the executed copy."""
+def run_notebook(name: str, profile: Profile, out_dir: Path | None = None, **parameters) -> Path:
+    """Execute `notebooks/<name>.ipynb` with the profile injected into `out_dir` (default: the
+    profile's :func:`executed_dir`); returns the executed copy."""
     source = NOTEBOOKS_DIR / f"{name}.ipynb"
     if not source.is_file():
         raise FileNotFoundError(f"no notebook {source}")
+    out_dir = executed_dir(profile) if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / source.name
     papermill.execute_notebook(
