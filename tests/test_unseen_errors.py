@@ -2,11 +2,13 @@
 
 import pandas as pd
 
-from xmd_core.unseen_errors import picked_option, wrong_answer_targets
+from xmd_core.sense_tables import predicted_labels
+from xmd_core.unseen_errors import wrong_answer_targets
 
 
 def _answers(rows):
-    return pd.DataFrame(rows, columns=["options", "answer", "predicted", "correct"])
+    frame = pd.DataFrame(rows, columns=["options", "answer", "predicted", "correct"])
+    return frame.assign(label=[options["ABCDEFGHIJ".index(a)] for options, a in zip(frame["options"], frame["answer"])])
 
 
 def test_wrong_answers_are_counted_by_whether_they_name_a_taught_class():
@@ -16,7 +18,8 @@ def test_wrong_answers_are_counted_by_whether_they_name_a_taught_class():
                       (options, "A", "C", False),  # AudioSet's spelling of a taught class
                       (options, "B", "A", False),  # not taught
                       (options, "A", "", False)])  # no letter: not an answer that names anything
-    assert picked_option(frame).tolist() == ["owl", "dog barking", "Wind noise (microphone)", "owl", ""]
+    picked = predicted_labels(frame)
+    assert picked.iloc[:4].tolist() == ["owl", "dog barking", "Wind noise (microphone)", "owl"] and picked.isna().iloc[4]
     counts = wrong_answer_targets(frame, {"dog barking", "wind noise"})
     assert (counts["wrong answers"], counts["naming a distilled class"], counts["share (%)"]) == (3, 2, 66.7)
     # blind: answer owl -> both distractors taught (100%); answer dog barking -> 1 of 2 (50%)

@@ -15,7 +15,7 @@ import pandas as pd
 from .config import Profile
 from .data import normalise_name
 from .distill import DEFAULT_RECIPE
-from .mcq import LETTERS
+from .sense_tables import predicted_labels
 from .study_results import load_inputs
 from .transfer import answers
 
@@ -26,23 +26,20 @@ def distilled_classes(profile: Profile) -> set[str]:
     return {normalise_name(label) for label in clips.loc[clips["split"] == "finetune", "label"].unique()}
 
 
-def picked_option(frame: pd.DataFrame) -> pd.Series:
-    """The option each answer names ('' where the answer is no letter of its options)."""
-    return pd.Series([options[LETTERS.index(letter)] if isinstance(letter, str) and len(letter) == 1 and letter in LETTERS[: len(options)] else ""
-                      for options, letter in zip(frame["options"], frame["predicted"])], index=frame.index)
-
-
 def wrong_answer_targets(frame: pd.DataFrame, taught: set[str]) -> dict:
     """Of one run's answers: the wrong ones, how many name a taught class, and the share a wrong
     answer drawn blindly among each question's distractors would give (the reference)."""
-    picked = picked_option(frame)
-    wrong = ~frame["correct"].astype(bool) & (picked != "")
+    picked = predicted_labels(frame)
+    wrong = ~frame["correct"].astype(bool) & picked.notna()
     names_taught = pd.Series([normalise_name(name) in taught for name in picked[wrong]], dtype=bool)
-    answer = [options[LETTERS.index(letter)] for options, letter in zip(frame["options"], frame["answer"])]
-    blind = [sum(normalise_name(o) in taught for o in options if o != right) / (len(options) - 1) for options, right in zip(frame["options"], answer)]
-    share = round(100 * float(names_taught.mean()), 1) if wrong.any() else "no wrong answer"
+    blind = pd.Series([sum(normalise_name(o) in taught for o in options if o != label) / (len(options) - 1)
+                       for options, label in zip(frame["options"], frame["label"])], index=frame.index)
+    if not wrong.any():
+        share = blind_share = "no wrong answer"
+    else:
+        share, blind_share = round(100 * float(names_taught.mean()), 1), round(100 * float(blind[wrong].mean()), 1)
     return {"clips": len(frame), "wrong answers": int(wrong.sum()), "naming a distilled class": int(names_taught.sum()),
-            "share (%)": share, "blind wrong answer (%)": round(100 * float(pd.Series(blind)[wrong.to_numpy()].mean()), 1) if wrong.any() else share}
+            "share (%)": share, "blind wrong answer (%)": blind_share}
 
 
 def unseen_wrong_answers(profile: Profile, teacher: str, student: str, recipe: str = DEFAULT_RECIPE) -> pd.DataFrame:
