@@ -20,7 +20,7 @@ def test_profiles_differ_only_in_sizes_and_paths():
     assert tiny.media == dataclasses.replace(full.media, workers=tiny.media.workers)
     # the unseen classes' distractors are data: the names the profile's models can know (the
     # world's classes for the tiny experts, AudioSet's for the real LLMs); the rest is the protocol
-    assert (tiny.mcq.unseen_options, full.mcq.unseen_options) == ("classes", "audioset")
+    assert (tiny.mcq.unseen_options, full.mcq.unseen_options) == ("audioset-known", "audioset")
     assert tiny.mcq == dataclasses.replace(full.mcq, unseen_options=tiny.mcq.unseen_options)
 
 

@@ -118,3 +118,12 @@ def test_the_unseen_option_pool_of_the_profiles_own_classes():
     assert len(data.unseen_option_pool("audioset", pd.Series(["wind noise"]), classes)) == 527
     with pytest.raises(ValueError, match="'wordnet'"):
         data.unseen_option_pool("wordnet", pd.Series(["wind noise"]), classes)
+
+
+def test_the_known_audioset_pool_names_distilled_classes_at_their_share_of_audioset():
+    assert data.vggsound_share_of_audioset() == pytest.approx(31 / 527)
+    classes = pd.DataFrame({"label": ["dog barking", "cat purring", "orchestra"], "count": [10, 20, 30]})
+    pool = data.unseen_option_pool("audioset-known", pd.Series(["orchestra", "wind chime"]), classes)
+    assert sorted(pool.index) == ["cat purring", "dog barking", "orchestra", "wind chime"]
+    assert pool[["orchestra", "wind chime"]].sum() == pytest.approx(1 - 31 / 527)  # an unseen class in the stat table counts as unseen
+    assert pool["dog barking"] == pytest.approx(31 / 527 / 2)

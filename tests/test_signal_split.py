@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xmd_core.signal_split import CARRIED, NOT_CARRIED, gain_share_without_signal, venue_room, venue_room_sentence
+from xmd_core.signal_split import CARRIED, NOT_CARRIED, absence_sentence, gain_share_without_signal, venue_room, venue_room_sentence
 
 OWN = "student's input (audible)"
 
@@ -40,3 +40,13 @@ def test_venue_room_too_small_for_most_of_the_gain():
 def test_venue_room_never_negative_where_the_student_is_above_the_observer():
     room = venue_room(by_signal([0.0, 0.0], [50.0, 60.0], [40.0, 40.0]), required_gain=8.0)
     assert room["room (answers)"] == 0.0 and not room["possible"]
+
+
+def test_the_absence_sentence_compares_the_worlds_on_teacher_better_clips_without_the_class():
+    rows = [(world, classes, signal, gain) for world, base in (("here", 26.0), ("control", 22.0))
+            for classes, signal, gain in (("teacher better", NOT_CARRIED, base), ("teacher better", CARRIED, 20.0),
+                                          ("student as good or better", NOT_CARRIED, -5.0))]
+    table = pd.DataFrame(rows, columns=["world", "classes", OWN, "gain"]).assign(clips=150)
+    text = absence_sentence(table, "here", "control")
+    assert "**+26.0**" in text and "**+22.0**" in text and "+4.0 points" in text
+    assert "nothing to compare" in absence_sentence(table[table.world == "here"], "here", "control")

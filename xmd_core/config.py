@@ -120,7 +120,11 @@ class MediaConfig:
 
 
 #: Where the unseen classes' distractors come from (`McqConfig.unseen_options`), in words.
-UNSEEN_OPTION_POOLS = {"audioset": "AudioSet's 527 display names", "classes": "the profile's own classes"}
+UNSEEN_OPTION_POOLS = {
+    "audioset": "AudioSet's 527 display names",
+    "audioset-known": "AudioSet's label set as the experts know it (the unseen classes; VGGSound's classes at their share of AudioSet's names, 31 of 527)",
+    "classes": "the profile's own classes",
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,9 @@ class McqConfig:
     seed: int = 0
     # draw distractors from outside the clip's other labels (`clip_labels`); off: the paper's protocol
     exclude_present: bool = False
-    # the unseen classes' distractors: "audioset", AudioSet's display names (the paper's Fig. 3),
-    # or "classes", the profile's own classes (what the embedded experts were pre-trained on)
+    # the unseen classes' distractors: "audioset", AudioSet's display names (the paper's Fig. 3);
+    # "audioset-known", the same label set restricted to names the embedded experts learned (the
+    # unseen classes, and VGGSound's at their share of AudioSet's names); "classes", the profile's own
     unseen_options: str = "audioset"
 
     def validate(self, where: str) -> None:

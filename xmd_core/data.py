@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import PACKAGE_DATA, Profile
+from .config import PACKAGE_DATA, UNSEEN_OPTION_POOLS, Profile
 from .index_check import KNOWN_SPLITS, IndexError_, check_index, check_labels, is_header
 
 STAT_CSV = PACKAGE_DATA / "vggsound" / "stat.csv"
@@ -169,15 +169,35 @@ def audioset_option_pool(unseen_labels: list[str] | pd.Series) -> pd.Series:
     return pd.Series(1.0, index=pd.Index(names, name="label"))
 
 
+def vggsound_share_of_audioset() -> float:
+    """The share of AudioSet's display names that are VGGSound classes (31 of 527): how often a
+    distractor of the paper's unseen-class questions names a class it distilled on."""
+    return float((audioset_names(read_stat().label) != "").sum() / len(read_audioset_labels()))
+
+
+def known_audioset_pool(unseen_labels: pd.Series, classes: pd.DataFrame) -> pd.Series:
+    """AudioSet's label set as the embedded experts know it: the unseen classes stand for
+    AudioSet's names outside VGGSound and share ``1 - f`` of the weight; the profile's VGGSound
+    classes share ``f`` (:func:`vggsound_share_of_audioset`), so a distractor names a class of
+    the distillation as often as in the paper's questions."""
+    unseen = sorted(set(unseen_labels))
+    vggsound = sorted(set(classes["label"]) - set(unseen))
+    share = vggsound_share_of_audioset()
+    weights = [(1.0 - share) / len(unseen)] * len(unseen) + [share / len(vggsound)] * len(vggsound)
+    return pd.Series(weights, index=pd.Index(unseen + vggsound, name="label"))
+
+
 def unseen_option_pool(kind: str, unseen_labels: pd.Series, classes: pd.DataFrame) -> pd.Series:
-    """The unseen questions' option pool (`mcq.unseen_options`): "audioset", AudioSet's names
-    (:func:`audioset_option_pool`); "classes", every class of the profile (`classes`, the stat
-    table, and the unseen ones), equally likely: the names a model that knows only the profile's
-    classes can weigh, where AudioSet's other names would be answered by elimination."""
+    """The unseen questions' option pool (`mcq.unseen_options`, words in `UNSEEN_OPTION_POOLS`):
+    "audioset", AudioSet's names (:func:`audioset_option_pool`); "audioset-known", AudioSet's
+    label set as the embedded experts know it (:func:`known_audioset_pool`); "classes", every
+    class of the profile (`classes`, the stat table, and the unseen ones), equally likely."""
     if kind == "audioset":
         return audioset_option_pool(unseen_labels)
+    if kind == "audioset-known":
+        return known_audioset_pool(unseen_labels, classes)
     if kind != "classes":
-        raise ValueError(f"unknown unseen option pool {kind!r}; pools are 'audioset' and 'classes'")
+        raise ValueError(f"unknown unseen option pool {kind!r}; pools are {sorted(UNSEEN_OPTION_POOLS)}")
     names = sorted(set(classes["label"]) | set(unseen_labels))
     return pd.Series(1.0, index=pd.Index(names, name="label"))
 

@@ -296,20 +296,31 @@ def findings_markdown(table: pd.DataFrame) -> str:
 # --- the control world ---------------------------------------------------------------------------------
 
 
-def control_reading(name: str, seed: int = 0) -> str:
-    """Markdown: the control profile's visual -> audio gain and its F6 verdict, or a sentence
-    saying it was not run (no profile file, or no results) and the command that runs it."""
+def current_control(name: str) -> tuple[Profile | None, str]:
+    """The control profile `name` when its stored results are of its present configuration,
+    else (None, a sentence saying why not and the command that runs it)."""
     from .config import ConfigError, load_profile, profile_path
 
     command = f"`xmd study --profile {name}`"
     try:
         path = profile_path(name)
     except ConfigError:
-        return f"Control world not run: there is no profile file for `{name}` yet (then {command} runs it)."
+        return None, f"Control world not run: there is no profile file for `{name}` yet (then {command} runs it)."
     control = load_profile(path)
     stale = _not_current(control)
     if stale:
-        return f"Control world not shown: {stale}. Run {command} to measure it."
+        return None, f"Control world not shown: {stale}. Run {command} to measure it."
+    return control, ""
+
+
+def control_reading(name: str, seed: int = 0) -> str:
+    """Markdown: the control profile's visual -> audio gain and its F6 verdict, or a sentence
+    saying it was not run (no profile file, no results, or results of another configuration)
+    and the command that runs it."""
+    control, why_not = current_control(name)
+    if control is None:
+        return why_not
+    command = f"`xmd study --profile {name}`"
     verdict = judge(control, "F6", seed)  # its inputs hold the gain: computed once
     if verdict.verdict == NOT_MEASURABLE:
         return f"Control world not run: {verdict.reason}. Run {command} to measure it."

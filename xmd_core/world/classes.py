@@ -13,7 +13,7 @@ Groups (the three rows of the paper's Figure 1, plus the generalisation classes)
   (where a visual teacher can help). The experts pre-train on them (as Qwen2-Audio knew
   AudioSet's classes), but they are kept out of the VGGSound splits, hence out of the switch and
   of distillation; their own `unseen` split draws its options from `mcq.unseen_options`' pool
-  (the embedded profiles: the world's own classes, the names the experts know).
+  (the embedded profiles: AudioSet's label set as the experts know it, mostly the unseen classes).
 
 Each group is spread over the categories: classes are taken greedily by score minus
 ``CATEGORY_PENALTY`` times the number already taken from the same category.
