@@ -182,3 +182,12 @@ def test_f9_names_where_wrong_answers_go_without_changing_the_verdict():
     assert lost.verdict == NOT_REPRODUCED and shift in lost.reason and lost.figures["wrong answers naming a distilled class"] == shift
     assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), shift).verdict == REPRODUCED
     assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0)).verdict == REPRODUCED
+
+
+def test_f9_names_the_ground_truth_students_gain_without_changing_the_verdict():
+    truth = Interval(-5.7, -7.5, -3.9)
+    lost = fd.f9_unseen_classes(Interval(-2.6, -4.3, -0.8), ground_truth=truth)
+    assert lost.verdict == NOT_REPRODUCED and str(truth) in lost.reason
+    assert lost.figures["gain with ground-truth labels instead (points)"] == str(truth)
+    won = fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), ground_truth=truth)
+    assert won.verdict == REPRODUCED and str(truth) not in won.reason

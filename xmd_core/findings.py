@@ -235,17 +235,24 @@ def f8_ablations(vs_ground_truth: Mapping[str, Interval], no_anti_forgetting_vs_
     return _verdict(failures, passes, figures)
 
 
-def f9_unseen_classes(gain: Interval, wrong_answers: str | None = None) -> Verdict:
+def f9_unseen_classes(gain: Interval, wrong_answers: str | None = None, ground_truth: Interval | None = None) -> Verdict:
     """Reproduced when the distilled Qwen2-Audio (teacher Qwen2-VL) gains on the unseen
-    classes with a paired interval above 0. `wrong_answers` says where the student's wrong
-    answers go before and after (`unseen_errors`); it is shown, and named in the reason of a
-    failure, but decides nothing."""
+    classes with a paired interval above 0. Shown, and named in the reason of a failure, but
+    deciding nothing: `wrong_answers`, where the student's wrong answers go before and after
+    (`unseen_errors`); `ground_truth`, the gain of the student distilled on ground-truth labels
+    instead (a loss there too is not the teacher's doing)."""
     ok = gain.above_zero()
     figures = {"gain on unseen classes (points)": str(gain)}
-    reason = f"gain on unseen classes {gain} points: interval {'above' if ok else 'not above'} 0"
+    notes = []
     if wrong_answers:
         figures["wrong answers naming a distilled class"] = wrong_answers
-        reason += "" if ok else f" (wrong answers naming a distilled class: {wrong_answers})"
+        notes.append(f"wrong answers naming a distilled class: {wrong_answers}")
+    if ground_truth is not None:
+        figures["gain with ground-truth labels instead (points)"] = str(ground_truth)
+        notes.append(f"distilled on ground-truth labels instead: {ground_truth} points")
+    reason = f"gain on unseen classes {gain} points: interval {'above' if ok else 'not above'} 0"
+    if notes and not ok:
+        reason += f" ({'; '.join(notes)})"
     return Verdict(REPRODUCED if ok else NOT_REPRODUCED, reason, figures)
 
 

@@ -201,10 +201,12 @@ def inputs_f8(profile: Profile, seed: int) -> dict:
 
 
 def inputs_f9(profile: Profile, seed: int) -> dict:
-    for run, model in ((AUDIO, AUDIO), (run_name(VISUAL, AUDIO), AUDIO), (VISUAL, VISUAL)):
+    truth_run = run_name(VISUAL, AUDIO, GROUND_TRUTH)
+    for run, model in ((AUDIO, AUDIO), (run_name(VISUAL, AUDIO), AUDIO), (truth_run, AUDIO), (VISUAL, VISUAL)):
         need_run(profile, run, "unseen", own_condition(model))
     overall, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, seed=seed)
-    return {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile)}
+    truth, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, recipe=GROUND_TRUTH, seed=seed)
+    return {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile), "ground_truth": interval(truth)}
 
 
 def _wrong_answer_shift(profile: Profile) -> str:
