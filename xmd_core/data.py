@@ -182,7 +182,7 @@ def known_audioset_pool(unseen_labels: pd.Series, classes: pd.DataFrame) -> pd.S
     the distillation as often as in the paper's questions."""
     unseen = sorted(set(unseen_labels))
     vggsound = sorted(set(classes["label"]) - set(unseen))
-    share = vggsound_share_of_audioset()
+    share = vggsound_share_of_audioset() if vggsound else 0.0
     weights = [(1.0 - share) / len(unseen)] * len(unseen) + [share / len(vggsound)] * len(vggsound)
     return pd.Series(weights, index=pd.Index(unseen + vggsound, name="label"))
 

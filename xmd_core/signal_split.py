@@ -121,4 +121,5 @@ def absence_sentence(in_worlds: pd.DataFrame, world: str, control: str) -> str:
             f"points here ({ours['clips']} clips) and **{theirs['gain']:+.1f}** in the control world ({theirs['clips']} clips), "
             f"where no venue tells the class and nothing is degraded: what it gains there, it learned from the absence of "
             f"its classes' sound alone (a class rarely heard is the likely answer when no option is heard). Only the "
-            f"difference, {ours['gain'] - theirs['gain']:+.1f} points, can be put down to the venues.")
+            f"difference, {ours['gain'] - theirs['gain']:+.1f} points, can be put down to this world's mechanisms (on these "
+            f"clips, to the venues: there is no sound of the class to degrade).")
