@@ -81,11 +81,12 @@ def test_select_classes_groups_sizes_and_rates():
 
 
 def test_unseen_classes_are_audioset_classes():
-    table = select_classes(load_profile("tiny").world)
+    world = load_profile("tiny").world
+    table = select_classes(world)
     audioset = data.read_audioset_labels().display_name
     by_norm = {normalise_name(n): n for n in audioset}
     unseen = table[table.group == "unseen"]
-    assert len(unseen) == 5
+    assert len(unseen) == world.unseen_classes == 20
     for label, name in zip(unseen.label, unseen.audioset_name):
         assert name in set(audioset)
         assert label.lower() == name.lower() or by_norm[normalise_name(label)] == name
@@ -152,7 +153,8 @@ def test_tiny_plan_sizes():
     assert per[("unseen", "pretrain")] == cfg.unseen_classes * cfg.pretrain_per_class
     assert per[("unseen", "unseen")] == cfg.unseen_classes * cfg.unseen_per_class
     assert ("unseen", "train") not in per.index and ("unseen", "test") not in per.index
-    assert len(clips) == 15000 - 5 * 250 - 5 * 50 + 5 * cfg.unseen_per_class + 5 * 150
+    seen_in_splits = 3 * k * (cfg.pretrain_per_class + cfg.train_per_class + cfg.test_per_class)
+    assert len(clips) == seen_in_splits + cfg.unseen_classes * (cfg.pretrain_per_class + cfg.unseen_per_class) == 17500
 
 
 def test_a_larger_unseen_split_keeps_every_other_clip():
