@@ -298,12 +298,16 @@ def findings_markdown(table: pd.DataFrame) -> str:
 # --- the control world ---------------------------------------------------------------------------------
 
 
+def _study_command(name: str) -> str:
+    return f"`xmd study --profile {name}`"
+
+
 def current_control(name: str) -> tuple[Profile | None, str]:
     """The control profile `name` when its stored results are of its present configuration,
     else (None, a sentence saying why not and the command that runs it)."""
     from .config import ConfigError, load_profile, profile_path
 
-    command = f"`xmd study --profile {name}`"
+    command = _study_command(name)
     try:
         path = profile_path(name)
     except ConfigError:
@@ -322,7 +326,7 @@ def control_reading(name: str, seed: int = 0) -> str:
     control, why_not = current_control(name)
     if control is None:
         return why_not
-    command = f"`xmd study --profile {name}`"
+    command = _study_command(name)
     verdict = judge(control, "F6", seed)  # its inputs hold the gain: computed once
     if verdict.verdict == NOT_MEASURABLE:
         return f"Control world not run: {verdict.reason}. Run {command} to measure it."
