@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xmd_core.signal_split import CARRIED, NOT_CARRIED, absence_sentence, gain_share_without_signal, venue_room, venue_room_sentence
+from xmd_core.signal_split import CARRIED, NOT_CARRIED, absence_sentence, gain_share_without_signal, side_by_side, venue_room, venue_room_sentence
 
 OWN = "student's input (audible)"
 
@@ -50,3 +50,10 @@ def test_the_absence_sentence_compares_the_worlds_on_teacher_better_clips_withou
     text = absence_sentence(table, "here", "control")
     assert "**+26.0**" in text and "**+22.0**" in text and "+4.0 points" in text
     assert "nothing to compare" in absence_sentence(table[table.world == "here"], "here", "control")
+
+
+def test_side_by_side_puts_each_worlds_rows_under_its_name():
+    here, control = by_signal([2.0, 6.0], [50.0, 10.0], [40.0, 40.0]), by_signal([1.0, 5.0], [90.0, 5.0], [10.0, 10.0])
+    table = side_by_side({"here": here, "control": control})
+    assert table.columns[0] == "world" and table.world.tolist() == ["here", "here", "control", "control"]
+    assert table.gain.tolist() == [2.0, 6.0, 1.0, 5.0]

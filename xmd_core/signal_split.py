@@ -15,7 +15,7 @@ another class, which such a clip may hold, can at most rule that one option out.
   student's accuracy before up to the venue-only observer's), against the answers a gain of a
   given size needs: whether "most of the gain on clips without the class" can hold at all
   beside a gain of that size.
-- `gain_by_signal_in_worlds`: the same split in several worlds side by side (this one and the
+- `side_by_side`: the same split in several worlds side by side (this one and the
   control world), and `absence_sentence`: what the control world's gain on clips without the
   class says. There no venue tells the class and nothing is degraded, yet a class rarely heard
   is the likely answer when no option is heard at all: what a student gains there, it learned
@@ -99,19 +99,16 @@ def venue_room_sentence(room: dict, required_gain: float) -> str:
                    "cannot sit mostly on clips without the class's own signal, however well the student learns the venues.")
 
 
-def gain_by_signal_in_worlds(worlds: dict[str, Profile], teacher: str, student: str, split: str = "test", seed: int = 0) -> pd.DataFrame:
-    """`gain_by_signal` for each named profile of an embedded world (e.g. "this world", "control
-    world"), its clip table read from the world's files, one block of rows per world (column `world`)."""
-    from .world import load_clips, world_paths
-
-    frames = [gain_by_signal(p, teacher, student, load_clips(world_paths(p)), split, seed=seed).assign(world=name) for name, p in worlds.items()]
-    table = pd.concat(frames, ignore_index=True)
+def side_by_side(by_world: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """`gain_by_signal` tables of several worlds (e.g. "this world", "control world") as one,
+    a block of rows per world (column `world`, first)."""
+    table = pd.concat([t.assign(world=name) for name, t in by_world.items()], ignore_index=True)
     return table[["world", *[c for c in table.columns if c != "world"]]]
 
 
 def absence_sentence(in_worlds: pd.DataFrame, world: str, control: str) -> str:
     """Markdown: the gain on the teacher-better classes' clips without their class, in `world`
-    and in the `control` world (`gain_by_signal_in_worlds`' table), and what the control's says."""
+    and in the `control` world (`side_by_side`'s table), and what the control's says."""
     signal = _signal_column(in_worlds)
     rows = in_worlds[(in_worlds["classes"] == "teacher better") & (in_worlds[signal] == NOT_CARRIED)].set_index("world")
     if not {world, control} <= set(rows.index):
