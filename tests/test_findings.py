@@ -191,3 +191,11 @@ def test_f9_names_the_ground_truth_students_gain_without_changing_the_verdict():
     assert lost.figures["gain with ground-truth labels instead (points)"] == str(truth)
     won = fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), ground_truth=truth)
     assert won.verdict == REPRODUCED and str(truth) not in won.reason
+
+
+def test_f9_names_the_students_venue_use_without_changing_the_verdict():
+    line = "distilled classes (test): 26.3% -> 32.3%; unseen classes: 25.8% -> 24.6%"
+    lost = fd.f9_unseen_classes(Interval(-2.6, -4.3, -0.8), venue_rule=line)
+    assert lost.verdict == NOT_REPRODUCED and line in lost.reason
+    assert lost.figures["answers naming the venue's most likely option"] == line
+    assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), venue_rule=line).verdict == REPRODUCED

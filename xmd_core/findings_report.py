@@ -206,7 +206,12 @@ def inputs_f9(profile: Profile, seed: int) -> dict:
         need_run(profile, run, "unseen", own_condition(model))
     overall, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, seed=seed)
     truth, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, recipe=GROUND_TRUTH, seed=seed)
-    return {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile), "ground_truth": interval(truth)}
+    inputs = {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile), "ground_truth": interval(truth)}
+    if profile.data.source == "world":  # venues exist in the embedded world only
+        from .venue_use import venue_choices, venue_rule_line
+
+        inputs["venue_rule"] = venue_rule_line(venue_choices(profile, VISUAL, AUDIO))
+    return inputs
 
 
 def _wrong_answer_shift(profile: Profile) -> str:
