@@ -1,8 +1,9 @@
 """Whether a distilled student uses the venue as a rule or class by class (xmd_core.venue_use)."""
 
 import pandas as pd
+import pytest
 
-from xmd_core.venue_use import venue_rule_line, venue_top, venue_top_share
+from xmd_core.venue_use import has_class_venues, venue_rule_line, venue_top, venue_top_share
 
 MIXTURES = pd.DataFrame({"crowd": [0.7, 0.2, 0.1], "water": [0.1, 0.1, 0.8]}, index=["lacrosse", "tennis", "kayak"])
 
@@ -30,3 +31,17 @@ def test_the_rule_line_gives_each_split_before_and_after():
     table = pd.DataFrame({"venue-top answers before (%)": [26.3, 25.8], "venue-top answers after (%)": [32.3, 24.6]},
                          index=["distilled classes (test)", "unseen classes"])
     assert venue_rule_line(table) == "distilled classes (test): 26.3% -> 32.3%; unseen classes: 25.8% -> 24.6%"
+
+
+def test_a_clip_missing_from_the_world_is_named():
+    frame = pd.DataFrame({"clip": ["a", "zz"], "options": [["tennis"], ["kayak"]], "predicted": ["A", "A"]})
+    with pytest.raises(KeyError, match="'zz'"):
+        venue_top_share(frame, pd.Series({"a": "crowd"}), MIXTURES, "predicted")
+
+
+def test_only_worlds_with_class_correlated_venues_are_measured():
+    from xmd_core.config import load_profile
+
+    assert has_class_venues(load_profile("tiny"))
+    assert not has_class_venues(load_profile("tiny-nocontext"))  # venues drawn uniformly
+    assert not has_class_venues(load_profile("full"))  # VGGSound: no world, no venues

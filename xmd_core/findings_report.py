@@ -207,9 +207,9 @@ def inputs_f9(profile: Profile, seed: int) -> dict:
     overall, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, seed=seed)
     truth, _ = transfer.unseen_classes(profile, VISUAL, AUDIO, recipe=GROUND_TRUTH, seed=seed)
     inputs = {"gain": interval(overall), "wrong_answers": _wrong_answer_shift(profile), "ground_truth": interval(truth)}
-    if profile.data.source == "world":  # venues exist in the embedded world only
-        from .venue_use import venue_choices, venue_rule_line
+    from .venue_use import has_class_venues, venue_choices, venue_rule_line
 
+    if has_class_venues(profile):
         inputs["venue_rule"] = venue_rule_line(venue_choices(profile, VISUAL, AUDIO))
     return inputs
 

@@ -27,6 +27,12 @@ LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
 SPLITS = {"test": "distilled classes (test)", "unseen": "unseen classes"}
 
 
+def has_class_venues(profile: Profile) -> bool:
+    """Whether the profile's clips happen at venues drawn per class (else no option is more
+    likely than another at any venue, and the measure says nothing)."""
+    return profile.data.source == "world" and profile.world.context
+
+
 def venue_top(options, venue: str, mixtures: pd.DataFrame) -> set[int]:
     """Indices of the options most likely filmed at `venue` (an option outside the world counts
     as never filmed there; all tie when none is)."""
@@ -37,18 +43,23 @@ def venue_top(options, venue: str, mixtures: pd.DataFrame) -> set[int]:
 def venue_top_share(frame: pd.DataFrame, venues: pd.Series, mixtures: pd.DataFrame, column: str) -> float:
     """% of the rows of `frame` whose letter in `column` names a venue-top option (`venues`:
     venue per clip); rows without a letter (no answer) count as not."""
+    unknown = sorted(set(frame["clip"]) - set(venues.index))
+    if unknown:
+        raise KeyError(f"{len(unknown)} answered clip(s) are not in the world's clip table, e.g. {unknown[0]!r}: rebuild the world")
+    if frame.empty:
+        raise ValueError("no answers to count venue-top choices in")
     hits = [
         letter in LETTER_INDEX and LETTER_INDEX[letter] in venue_top(options, venues[clip], mixtures)
         for clip, options, letter in zip(frame["clip"], frame["options"], frame[column])
     ]
-    return 100.0 * float(np.mean(hits)) if hits else float("nan")
+    return 100.0 * float(np.mean(hits))
 
 
 def venue_choices(profile: Profile, teacher: str, student: str, recipe: str = DEFAULT_RECIPE) -> pd.DataFrame:
     """Per split (distilled classes, unseen classes): the share of venue-top answers before and
     after distillation, and how often the venue-top option is the answer."""
-    if profile.data.source != "world":
-        raise ValueError(f"profile {profile.name!r} has no world: venues exist in the embedded world only")
+    if not has_class_venues(profile):
+        raise ValueError(f"profile {profile.name!r} has no class-correlated venues (an embedded world with `world.context` on)")
     venues = pd.read_csv(profile.world_dir / "clips.csv", usecols=["clip", "venue"]).set_index("clip")["venue"]
     mixtures = world_venue_weights(profile)
     rows = {}
