@@ -22,6 +22,7 @@ from .distill import DEFAULT_RECIPE
 from .humans.panel import world_venue_weights
 from .mcq import LETTERS
 from .transfer import answers
+from .world.context import likeliest_options
 
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
 SPLITS = {"test": "distilled classes (test)", "unseen": "unseen classes"}
@@ -33,13 +34,6 @@ def has_class_venues(profile: Profile) -> bool:
     return profile.data.source == "world" and profile.world.context
 
 
-def venue_top(options, venue: str, mixtures: pd.DataFrame) -> set[int]:
-    """Indices of the options most likely filmed at `venue` (an option outside the world counts
-    as never filmed there; all tie when none is)."""
-    scores = mixtures[venue].reindex(list(options), fill_value=0.0).to_numpy()
-    return set(np.flatnonzero(scores == scores.max()).tolist())
-
-
 def venue_top_share(frame: pd.DataFrame, venues: pd.Series, mixtures: pd.DataFrame, column: str) -> float:
     """% of the rows of `frame` whose letter in `column` names a venue-top option (`venues`:
     venue per clip); rows without a letter (no answer) count as not."""
@@ -49,7 +43,7 @@ def venue_top_share(frame: pd.DataFrame, venues: pd.Series, mixtures: pd.DataFra
     if frame.empty:
         raise ValueError("no answers to count venue-top choices in")
     hits = [
-        letter in LETTER_INDEX and LETTER_INDEX[letter] in venue_top(options, venues[clip], mixtures)
+        letter in LETTER_INDEX and LETTER_INDEX[letter] in likeliest_options(options, venues[clip], mixtures)
         for clip, options, letter in zip(frame["clip"], frame["options"], frame[column])
     ]
     return 100.0 * float(np.mean(hits))

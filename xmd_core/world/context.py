@@ -179,7 +179,14 @@ def venue_only_accuracy(options: Sequence[Sequence[str]], answers: Sequence[int]
     option without a mixture (a class outside the world) counts as never filmed there."""
     expected = 0.0
     for opts, answer, venue in zip(options, answers, venues):
-        scores = mixtures[venue].reindex(list(opts), fill_value=0.0).to_numpy()
-        best = np.flatnonzero(scores == scores.max())
+        best = likeliest_options(opts, venue, mixtures)
         expected += (answer in best) / len(best)
     return expected / max(len(answers), 1)
+
+
+def likeliest_options(options: Sequence[str], venue: str, mixtures: pd.DataFrame) -> set[int]:
+    """Indices of the options most likely filmed at `venue` (`mixtures` as in
+    :func:`venue_only_accuracy`; an option without a mixture counts as never filmed there, and
+    all tie when none has one)."""
+    scores = mixtures[venue].reindex(list(options), fill_value=0.0).to_numpy()
+    return set(np.flatnonzero(scores == scores.max()).tolist())
