@@ -22,6 +22,7 @@ from .distill import DEFAULT_RECIPE
 from .humans.panel import world_venue_weights
 from .mcq import LETTERS
 from .transfer import answers
+from .world import load_clips, world_paths
 from .world.context import likeliest_options
 
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
@@ -54,7 +55,7 @@ def venue_choices(profile: Profile, teacher: str, student: str, recipe: str = DE
     after distillation, and how often the venue-top option is the answer."""
     if not has_class_venues(profile):
         raise ValueError(f"profile {profile.name!r} has no class-correlated venues (an embedded world with `world.context` on)")
-    venues = pd.read_csv(profile.world_dir / "clips.csv", usecols=["clip", "venue"]).set_index("clip")["venue"]
+    venues = load_clips(world_paths(profile)).set_index("clip")["venue"]
     mixtures = world_venue_weights(profile)
     rows = {}
     for split, title in SPLITS.items():
