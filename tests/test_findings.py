@@ -199,3 +199,12 @@ def test_f9_names_the_students_venue_use_without_changing_the_verdict():
     assert lost.verdict == NOT_REPRODUCED and line in lost.reason
     assert lost.figures["answers naming the venue's most likely option"] == line
     assert fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), venue_rule=line).verdict == REPRODUCED
+
+
+def test_f9_names_how_much_one_fix_for_every_class_undoes_without_changing_the_verdict():
+    line = "wild clips 50.0% as trained (clean 70.3%); one fix for every class 51.0%, a fix per class 70.7%"
+    lost = fd.f9_unseen_classes(Interval(-2.6, -4.3, -0.8), domain_fix=line)
+    assert lost.verdict == NOT_REPRODUCED and line in lost.reason
+    assert lost.figures["wild-domain loss undone (name scoring of the media)"] == line
+    won = fd.f9_unseen_classes(Interval(3.0, 1.0, 5.0), domain_fix=line)
+    assert won.verdict == REPRODUCED and line not in won.reason

@@ -236,14 +236,16 @@ def f8_ablations(vs_ground_truth: Mapping[str, Interval], no_anti_forgetting_vs_
 
 
 def f9_unseen_classes(gain: Interval, wrong_answers: str | None = None, ground_truth: Interval | None = None,
-                      venue_rule: str | None = None) -> Verdict:
+                      venue_rule: str | None = None, domain_fix: str | None = None) -> Verdict:
     """Reproduced when the distilled Qwen2-Audio (teacher Qwen2-VL) gains on the unseen
     classes with a paired interval above 0. Shown, and named in the reason of a failure, but
     deciding nothing: `wrong_answers`, where the student's wrong answers go before and after
     (`unseen_errors`); `ground_truth`, the gain of the student distilled on ground-truth labels
     instead (a loss there too is not the teacher's doing); `venue_rule`, how often the student
     answers the option most likely at the clip's venue before and after, on the distilled and
-    the unseen classes (`venue_use`: learned as a rule, it would rise on both)."""
+    the unseen classes (`venue_use`: learned as a rule, it would rise on both); `domain_fix`, how
+    much of the audio expert's wild-domain loss one fix for every class could give back, beside a
+    fix per class (`common_shift`: only the first could carry over to unseen classes)."""
     ok = gain.above_zero()
     figures = {"gain on unseen classes (points)": str(gain)}
     notes = []
@@ -256,6 +258,9 @@ def f9_unseen_classes(gain: Interval, wrong_answers: str | None = None, ground_t
     if venue_rule:
         figures["answers naming the venue's most likely option"] = venue_rule
         notes.append(f"answers naming the venue's most likely option: {venue_rule}")
+    if domain_fix:
+        figures["wild-domain loss undone (name scoring of the media)"] = domain_fix
+        notes.append(f"wild-domain loss undone (name scoring of the media): {domain_fix}")
     reason = f"gain on unseen classes {gain} points: interval {'above' if ok else 'not above'} 0"
     if notes and not ok:
         reason += f" ({'; '.join(notes)})"

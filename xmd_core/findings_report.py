@@ -211,6 +211,10 @@ def inputs_f9(profile: Profile, seed: int) -> dict:
 
     if has_class_venues(profile):
         inputs["venue_rule"] = venue_rule_line(venue_choices(profile, VISUAL, AUDIO))
+    from .common_shift import common_shift_line, student_fixes, unmeasurable_reason
+
+    if unmeasurable_reason(profile) is None:
+        inputs["domain_fix"] = common_shift_line(student_fixes(profile, AUDIO))
     return inputs
 
 
