@@ -10,10 +10,10 @@ give back.
 The tiny experts score an option by the dot product of the media tokens' mean (as they enter the
 language model) with the option name's embedding (their alignment objective; every class name is
 one token). For each distilled class, its *shift* is the mean summary of its wild finetune clips
-minus that of its clean pre-training clips; the *common shift* is the mean of the classes'
-shifts. Each wild clip is then scored among the distilled classes' names as it is, minus the
-common shift (one correction for all classes: what could carry over to unseen ones), and minus
-its own class's shift (a correction per class: what distillation can learn class by class). The
+minus that of its clean pre-training clips. Each wild clip is then scored among the distilled
+classes' names as it is, minus the mean shift of the *other* classes (one correction for all
+classes, learned without the clip's own: what could carry over to an unseen class), and minus its
+own class's shift (a correction per class: what distillation can learn class by class). The
 shifts are estimated on one half of each class's clips and applied to the other (both ways), so a
 clip never corrects itself. Both corrections use the clean clips, which distillation never sees:
 they are ceilings, not what a student learns.
@@ -46,7 +46,7 @@ DOMAIN_SPLIT = {"pretrain": "clean", "finetune": "wild"}
 ROWS = {
     "clean": "clean pre-training clips, as trained",
     "wild": "wild clips, as trained",
-    "common": "wild clips minus the common shift (one fix for every class)",
+    "common": "wild clips minus the other classes' common shift (one fix for every class)",
     "own": "wild clips minus their class's own shift (a fix per class)",
 }
 
@@ -108,6 +108,8 @@ def correct_counts(summaries: torch.Tensor, clips: pd.DataFrame, shifts: torch.T
     (estimated on other clips) subtracted as each row says."""
     targets = torch.tensor([labels.index(label) for label in clips["label"]])
     wild = torch.tensor((clips["domain"] == "wild").to_numpy())
+    # per class, the mean shift of the others: a fix learned without the class, as for an unseen one
+    others = (shifts.sum(0, keepdim=True) - shifts) / (len(labels) - 1)
 
     def right(x: torch.Tensor, rows: torch.Tensor) -> int:
         return int(((x @ names.T).argmax(1) == targets[rows]).sum())
@@ -115,9 +117,21 @@ def correct_counts(summaries: torch.Tensor, clips: pd.DataFrame, shifts: torch.T
     return {
         "clean": right(summaries[~wild], ~wild),
         "wild": right(summaries[wild], wild),
-        "common": right(summaries[wild] - shifts.mean(0), wild),
+        "common": right(summaries[wild] - others[targets[wild]], wild),
         "own": right(summaries[wild] - shifts[targets[wild]], wild),
     }
+
+
+def both_folds(summaries: torch.Tensor, clips: pd.DataFrame, names: torch.Tensor, labels: list[str]) -> dict[str, int]:
+    """:func:`correct_counts` summed over the two folds: shifts estimated on one, clips scored on
+    the other, so that no clip corrects itself."""
+    counts = dict.fromkeys(ROWS, 0)
+    for fold in (0, 1):
+        estimate, scored = (clips["fold"] == 1 - fold).to_numpy(), (clips["fold"] == fold).to_numpy()
+        shifts = class_shifts(summaries[torch.tensor(estimate)], clips[estimate], labels)
+        for row, n in correct_counts(summaries[torch.tensor(scored)], clips[scored].reset_index(drop=True), shifts, names, labels).items():
+            counts[row] += n
+    return counts
 
 
 def probe_clips(profile: Profile, condition: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
@@ -162,12 +176,7 @@ def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_C
     cache = MediaCache(profile.media_cache_dir)
     samples = [Sample.decoded(cache, profile.media, c, q, p, condition) for c, q, p in zip(clips["clip"], clips["prompt"], clips["path"])]
     summaries = media_summaries(adapter, samples, condition, profile.models.batch_size, progress)
-    counts = {row: 0 for row in ROWS}
-    for fold in (0, 1):  # shifts from one fold, scored on the other
-        estimate, scored = (clips["fold"] == 1 - fold).to_numpy(), (clips["fold"] == fold).to_numpy()
-        shifts = class_shifts(summaries[torch.tensor(estimate)], clips[estimate], labels)
-        for row, n in correct_counts(summaries[torch.tensor(scored)], clips[scored].reset_index(drop=True), shifts, names, labels).items():
-            counts[row] += n
+    counts = both_folds(summaries, clips, names, labels)
     totals = {"clean": int((clips["domain"] == "clean").sum())}
     totals.update(dict.fromkeys(("wild", "common", "own"), int((clips["domain"] == "wild").sum())))
     table = pd.DataFrame({"accuracy (%)": [round(100 * counts[r] / totals[r], 1) for r in ROWS], "clips": [totals[r] for r in ROWS]}, index=list(ROWS.values()))
