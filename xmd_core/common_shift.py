@@ -32,6 +32,7 @@ from .config import Profile
 from .distill import own_condition
 from .media import MediaCache
 from .models.adapters import Adapter, Sample
+from .signal_split import own_draw
 from .study_results import load_inputs
 from .tower_cache import capture_embeddings
 from .world import load_clips, world_paths
@@ -41,7 +42,6 @@ CLIPS_PER_CLASS = 20
 #: Fewest clips per class and domain: two halves, one to estimate the shifts and one to score.
 MIN_CLIPS = 2
 MEDIA_TOKENS = ("audio_token", "video_token", "image_token")
-SIGNAL = {"audio": "audible", "silent_video": "visible"}
 DOMAIN_SPLIT = {"pretrain": "clean", "finetune": "wild"}
 ROWS = {
     "clean": "clean pre-training clips, as trained",
@@ -134,13 +134,13 @@ def both_folds(summaries: torch.Tensor, clips: pd.DataFrame, names: torch.Tensor
     return counts
 
 
-def probe_clips(profile: Profile, condition: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """Clips of the distilled classes that carry the class under `condition`: up to `per_class`
+def probe_clips(profile: Profile, student: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """Clips of the distilled classes whose `student`'s input carries the class: up to `per_class`
     each of the clean pre-training clips and of the wild finetune clips, with their prompts and
     `fold` (0 or 1, alternating within a class and domain); and the classes left out because
     fewer than `MIN_CLIPS` of their clips in a domain carry them."""
     inputs = load_inputs(profile)
-    carries = load_clips(world_paths(profile)).set_index("clip")[SIGNAL[condition]].astype(bool)
+    carries = load_clips(world_paths(profile)).set_index("clip")[own_draw(student)].astype(bool)
     clips = inputs.clips
     distilled = set(clips.loc[clips["split"] == "finetune", "label"])
     wanted = clips[clips["split"].isin(list(DOMAIN_SPLIT)) & clips["label"].isin(distilled)]
@@ -166,7 +166,7 @@ def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_C
     if reason:
         raise ValueError(f"common_shift is not measurable in profile {profile.name!r}: {reason}")
     condition = own_condition(adapter.name)
-    clips, left_out = probe_clips(profile, condition, per_class, seed)
+    clips, left_out = probe_clips(profile, adapter.name, per_class, seed)
     if clips["label"].nunique() < 2:
         raise ValueError(f"common_shift needs two classes with {MIN_CLIPS} clips carrying them per domain; profile {profile.name!r} has {clips['label'].nunique()}")
     if clips["prompt"].isna().any():
