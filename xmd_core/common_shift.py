@@ -12,7 +12,9 @@ language model) with the option name's embedding (their alignment objective; eve
 one token). For each distilled class, its *shift* is the mean summary of its wild finetune clips
 minus that of its clean pre-training clips. Each wild clip is then scored among the distilled
 classes' names as it is, minus the mean shift of the *other* classes (one correction for all
-classes, learned without the clip's own: what could carry over to an unseen class), and minus its
+classes, learned without the clip's own: what could carry over to an unseen class), minus the
+mean shift of the other classes' wild clips at the clip's venue (a correction per venue: a rule
+that would carry over too, since the unseen classes are heard at the same venues), and minus its
 own class's shift (a correction per class: what distillation can learn class by class). The
 shifts are estimated on one half of each class's clips and applied to the other (both ways), so a
 clip never corrects itself. Both corrections use the clean clips, which distillation never sees:
@@ -38,7 +40,7 @@ from .tower_cache import capture_embeddings
 from .world import load_clips, world_paths
 
 #: Clips per class and domain (clean pre-training, wild finetune) that the probe reads.
-CLIPS_PER_CLASS = 20
+CLIPS_PER_CLASS = 40
 #: Fewest clips per class and domain: two halves, one to estimate the shifts and one to score.
 MIN_CLIPS = 2
 MEDIA_TOKENS = ("audio_token", "video_token", "image_token")
@@ -47,6 +49,7 @@ ROWS = {
     "clean": "clean pre-training clips, as trained",
     "wild": "wild clips, as trained",
     "common": "wild clips minus the other classes' common shift (one fix for every class)",
+    "venue": "wild clips minus the other classes' shift at their venue (a fix per venue)",
     "own": "wild clips minus their class's own shift (a fix per class)",
 }
 
@@ -91,25 +94,52 @@ def media_summaries(adapter: Adapter, samples: list[Sample], condition: str, bat
     return torch.cat(rows)
 
 
-def class_shifts(summaries: torch.Tensor, clips: pd.DataFrame, labels: list[str]) -> torch.Tensor:
-    """(C, H): per class, the mean wild summary minus the mean clean one, over `clips` (columns
-    `label`, `domain`; aligned with `summaries`)."""
-    def mean(domain: str, label: str) -> torch.Tensor:
+def domain_means(summaries: torch.Tensor, clips: pd.DataFrame, labels: list[str], domain: str) -> torch.Tensor:
+    """(C, H): per class, the mean summary of its `domain` clips (`clips`: columns `label`,
+    `domain`, aligned with `summaries`)."""
+    def mean(label: str) -> torch.Tensor:
         mask = torch.tensor(((clips["domain"] == domain) & (clips["label"] == label)).to_numpy())
         if not mask.any():
             raise ValueError(f"no {domain} clip of class {label!r} to estimate its shift from")
         return summaries[mask].mean(0)
 
-    return torch.stack([mean("wild", label) - mean("clean", label) for label in labels])
+    return torch.stack([mean(label) for label in labels])
 
 
-def correct_counts(summaries: torch.Tensor, clips: pd.DataFrame, shifts: torch.Tensor, names: torch.Tensor, labels: list[str]) -> dict[str, int]:
-    """How many of `clips` the best-scoring name gets right, per row of `ROWS`, with `shifts`
-    (estimated on other clips) subtracted as each row says."""
+def class_shifts(summaries: torch.Tensor, clips: pd.DataFrame, labels: list[str]) -> torch.Tensor:
+    """(C, H): per class, the mean wild summary minus the mean clean one, over `clips` (columns
+    `label`, `domain`; aligned with `summaries`)."""
+    return domain_means(summaries, clips, labels, "wild") - domain_means(summaries, clips, labels, "clean")
+
+
+def venue_shifts(summaries: torch.Tensor, clips: pd.DataFrame, labels: list[str]) -> dict[str, torch.Tensor]:
+    """Per venue, (C, H): for each class, the mean shift (a wild summary minus its class's mean
+    clean one) of the *other* classes' wild clips at that venue; NaN rows where there are none.
+    `clips` needs a `venue` column besides `label` and `domain`."""
+    wild = (clips["domain"] == "wild").to_numpy()
+    targets = torch.tensor([labels.index(label) for label in clips.loc[wild, "label"]], dtype=torch.long)
+    residuals = summaries[torch.tensor(wild)] - domain_means(summaries, clips, labels, "clean")[targets]
+    venues = clips.loc[wild, "venue"].to_numpy()
+    by_venue = {}
+    for venue in sorted(set(venues)):
+        here = torch.tensor(venues == venue)
+        sums = torch.zeros(len(labels), summaries.shape[1]).index_add_(0, targets[here], residuals[here])
+        counts = torch.bincount(targets[here], minlength=len(labels)).float()
+        others = counts.sum() - counts
+        by_venue[venue] = (sums.sum(0, keepdim=True) - sums) / others[:, None].clamp(min=1)
+        by_venue[venue][others == 0] = float("nan")
+    return by_venue
+
+
+def correct_counts(summaries: torch.Tensor, clips: pd.DataFrame, shifts: torch.Tensor, by_venue: dict[str, torch.Tensor],
+                   names: torch.Tensor, labels: list[str]) -> dict[str, int]:
+    """How many of `clips` the best-scoring name gets right, per row of `ROWS`, with `shifts` and
+    `by_venue` (:func:`venue_shifts`, estimated on other clips) subtracted as each row says."""
     targets = torch.tensor([labels.index(label) for label in clips["label"]])
     wild = torch.tensor((clips["domain"] == "wild").to_numpy())
     # per class, the mean shift of the others: a fix learned without the class, as for an unseen one
     others = (shifts.sum(0, keepdim=True) - shifts) / (len(labels) - 1)
+    at_venue = torch.stack([_venue_fix(by_venue, venue, int(k), others) for venue, k in zip(clips.loc[wild.numpy(), "venue"], targets[wild])])
 
     def right(x: torch.Tensor, rows: torch.Tensor) -> int:
         return int(((x @ names.T).argmax(1) == targets[rows]).sum())
@@ -118,8 +148,18 @@ def correct_counts(summaries: torch.Tensor, clips: pd.DataFrame, shifts: torch.T
         "clean": right(summaries[~wild], ~wild),
         "wild": right(summaries[wild], wild),
         "common": right(summaries[wild] - others[targets[wild]], wild),
+        "venue": right(summaries[wild] - at_venue, wild),
         "own": right(summaries[wild] - shifts[targets[wild]], wild),
     }
+
+
+def _venue_fix(by_venue: dict[str, torch.Tensor], venue: str, target: int, others: torch.Tensor) -> torch.Tensor:
+    """The fix per venue for a clip of class `target`; where no other class was heard at the
+    venue in the clips that estimate it, the fix for every class (nothing to tell venues apart)."""
+    fix = by_venue.get(venue)
+    if fix is None or torch.isnan(fix[target]).any():
+        return others[target]
+    return fix[target]
 
 
 def both_folds(summaries: torch.Tensor, clips: pd.DataFrame, names: torch.Tensor, labels: list[str]) -> dict[str, int]:
@@ -128,26 +168,30 @@ def both_folds(summaries: torch.Tensor, clips: pd.DataFrame, names: torch.Tensor
     counts = dict.fromkeys(ROWS, 0)
     for fold in (0, 1):
         estimate, scored = (clips["fold"] == 1 - fold).to_numpy(), (clips["fold"] == fold).to_numpy()
-        shifts = class_shifts(summaries[torch.tensor(estimate)], clips[estimate], labels)
-        for row, n in correct_counts(summaries[torch.tensor(scored)], clips[scored].reset_index(drop=True), shifts, names, labels).items():
+        part = summaries[torch.tensor(estimate)], clips[estimate].reset_index(drop=True), labels
+        shifts, by_venue = class_shifts(*part), venue_shifts(*part)
+        for row, n in correct_counts(summaries[torch.tensor(scored)], clips[scored].reset_index(drop=True), shifts, by_venue, names, labels).items():
             counts[row] += n
     return counts
 
 
 def probe_clips(profile: Profile, student: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
     """Clips of the distilled classes whose `student`'s input carries the class: up to `per_class`
-    each of the clean pre-training clips and of the wild finetune clips, with their prompts and
+    each of the clean pre-training clips and of the wild finetune clips, with their venue, prompts and
     `fold` (0 or 1, alternating within a class and domain); and the classes left out because
     fewer than `MIN_CLIPS` of their clips in a domain carry them."""
     inputs = load_inputs(profile)
-    carries = load_clips(world_paths(profile)).set_index("clip")[own_draw(student)].astype(bool)
+    world = load_clips(world_paths(profile)).set_index("clip")
+    carries = world[own_draw(student)].astype(bool)
     clips = inputs.clips
     distilled = set(clips.loc[clips["split"] == "finetune", "label"])
     wanted = clips[clips["split"].isin(list(DOMAIN_SPLIT)) & clips["label"].isin(distilled)]
     missing = sorted(set(wanted["clip"]) - set(carries.index))
     if missing:
         raise KeyError(f"{len(missing)} clip(s) are not in the world's clip table, e.g. {missing[0]!r}: rebuild the world")
-    wanted = wanted[carries[wanted["clip"]].to_numpy()].assign(domain=lambda f: f["split"].map(DOMAIN_SPLIT))
+    wanted = wanted[carries[wanted["clip"]].to_numpy()]
+    # in the wild the venue heard is the venue seen (`audio_venue` differs on clean clips only)
+    wanted = wanted.assign(domain=wanted["split"].map(DOMAIN_SPLIT), venue=world["venue"].reindex(wanted["clip"]).astype(object).to_numpy())
     sampled = wanted.sample(frac=1.0, random_state=seed).groupby(["domain", "label"]).head(per_class)
     sampled = sampled.sort_values(["domain", "label", "clip"]).reset_index(drop=True)
     sampled["fold"] = sampled.groupby(["domain", "label"]).cumcount() % 2
@@ -178,7 +222,7 @@ def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_C
     summaries = media_summaries(adapter, samples, condition, profile.models.batch_size, progress)
     counts = both_folds(summaries, clips, names, labels)
     totals = {"clean": int((clips["domain"] == "clean").sum())}
-    totals.update(dict.fromkeys(("wild", "common", "own"), int((clips["domain"] == "wild").sum())))
+    totals.update(dict.fromkeys(("wild", "common", "venue", "own"), int((clips["domain"] == "wild").sum())))
     table = pd.DataFrame({"accuracy (%)": [round(100 * counts[r] / totals[r], 1) for r in ROWS], "clips": [totals[r] for r in ROWS]}, index=list(ROWS.values()))
     table.attrs["common share"] = common_share(class_shifts(summaries, clips, labels))
     table.attrs["left out"] = left_out
@@ -216,4 +260,5 @@ def common_shift_line(table: pd.DataFrame) -> str:
     """The table of :func:`shift_fixes` as one line (the findings table's F9 row)."""
     value = table["accuracy (%)"]
     return (f"wild clips {value[ROWS['wild']]:.1f}% as trained (clean {value[ROWS['clean']]:.1f}%); "
-            f"one fix for every class {value[ROWS['common']]:.1f}%, a fix per class {value[ROWS['own']]:.1f}%")
+            f"one fix for every class {value[ROWS['common']]:.1f}%, a fix per venue {value[ROWS['venue']]:.1f}%, "
+            f"a fix per class {value[ROWS['own']]:.1f}%")

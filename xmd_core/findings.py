@@ -244,8 +244,9 @@ def f9_unseen_classes(gain: Interval, wrong_answers: str | None = None, ground_t
     instead (a loss there too is not the teacher's doing); `venue_rule`, how often the student
     answers the option most likely at the clip's venue before and after, on the distilled and
     the unseen classes (`venue_use`: learned as a rule, it would rise on both); `domain_fix`, how
-    much of the audio expert's wild-domain loss one fix for every class could give back, beside a
-    fix per class (`common_shift`: only the first could carry over to unseen classes)."""
+    much of the audio expert's wild-domain loss one fix for every class, or one per venue, could
+    give back, beside a fix per class (`common_shift`: only the first two could carry over to
+    unseen classes)."""
     ok = gain.above_zero()
     figures = {"gain on unseen classes (points)": str(gain)}
     notes = []
