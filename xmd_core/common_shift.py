@@ -17,8 +17,8 @@ mean shift of the other classes' wild clips at the clip's venue (a correction pe
 that would carry over too, since the unseen classes are heard at the same venues), and minus its
 own class's shift (a correction per class: what distillation can learn class by class). The
 shifts are estimated on one half of each class's clips and applied to the other (both ways), so a
-clip never corrects itself. Both corrections use the clean clips, which distillation never sees:
-they are ceilings, not what a student learns.
+clip never corrects itself. All three corrections use the clean clips, which distillation never
+sees: they are ceilings, not what a student learns.
 
 A proxy: LoRA changes the language model, not the media. Measured in the embedded world only (real
 class names are several tokens, and real experts were not trained to score this way).
