@@ -232,18 +232,9 @@ def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_C
 def student_fixes(profile: Profile, student: str, progress: bool = False) -> pd.DataFrame:
     """:func:`shift_fixes` of `student` as the profile's checkpoints hold it (no loading or
     progress bars unless `progress`: the book shows the table only)."""
-    import transformers
+    from .models.registry import load_model, load_model_quietly
 
-    from .models.registry import load_model
-
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    if not progress:
-        transformers.utils.logging.disable_progress_bar()
-    try:
-        adapter = load_model(student, profile)
-    finally:
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
+    adapter = load_model(student, profile) if progress else load_model_quietly(student, profile)
     return shift_fixes(profile, adapter, progress=progress)
 
 

@@ -118,6 +118,20 @@ def load_model(name: str, profile: Profile, checkpoint: str | Path | None = None
     return adapter
 
 
+def load_model_quietly(name: str, profile: Profile) -> Adapter:
+    """:func:`load_model` without transformers' checkpoint-loading bars (a book page shows tables,
+    not bars); the bars' setting is restored afterwards."""
+    import transformers
+
+    shown = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        return load_model(name, profile)
+    finally:
+        if shown:
+            transformers.utils.logging.enable_progress_bar()
+
+
 def model_identity(checkpoint: str | Path, adapter_dir: str | Path | None = None) -> str:
     """What the weights are, for the evaluation's and distillation's keys: a hub id; a tiny
     expert's folder name and training hash (a retrained expert is another model); or, for any
