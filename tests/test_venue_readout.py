@@ -52,5 +52,7 @@ def test_the_sentence_reads_the_clips_without_the_class_or_says_they_are_too_few
     table = pd.DataFrame({"clips": [600, 600], "venue read (%)": [90.2, 67.3], "commonest venue (%)": [22.3, 20.5], "venues": [8, 8]},
                          index=[NOT_CARRIED, CARRIED])
     assert "**90.2%**" in vr.readout_sentence(table, "qwen2-audio") and "8 venues is 22.3%" in vr.readout_sentence(table, "qwen2-audio")
+    table.loc[CARRIED, ["clips", "venue read (%)"]] = [4, float("nan")]
+    assert vr.readout_sentence(table, "qwen2-audio").endswith(f"Not probed, with fewer than 5 clips or one venue: the clips whose input {CARRIED}.")
     table.loc[NOT_CARRIED, ["clips", "venue read (%)"]] = [3, float("nan")]
-    assert vr.readout_sentence(table, "qwen2-audio").startswith("Too few clips without their class's own signal (3)")
+    assert vr.readout_sentence(table, "qwen2-audio").startswith("Too few clips without their class's own signal (3, or one venue)")

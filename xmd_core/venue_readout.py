@@ -110,12 +110,15 @@ def student_readout(profile: Profile, student: str) -> pd.DataFrame:
 
 
 def readout_sentence(table: pd.DataFrame, student: str) -> str:
-    """The table's reading, in words (Markdown)."""
+    """The table's reading, in words (Markdown), naming any group too small to probe."""
     row = table.loc[NOT_CARRIED]
     if np.isnan(row["venue read (%)"]):
-        return f"Too few clips without their class's own signal ({int(row['clips'])}) to probe the venue there."
-    return (f"On {int(row['clips'])} wild clips whose input holds {NOT_CARRIED}, a linear probe reads the venue from what "
-            f"{student}'s language model receives on **{row['venue read (%)']:.1f}%** (5-fold cross-validated; the "
-            f"commonest of the {int(row['venues'])} venues is {row['commonest venue (%)']:.1f}%). Whether the student learned "
-            f"to answer from it is its gain on those clips in the table above, set against the control world's, where the "
-            f"venue says nothing of the class.")
+        reading = f"Too few clips without their class's own signal ({int(row['clips'])}, or one venue) to probe the venue there."
+    else:
+        reading = (f"On {int(row['clips'])} wild clips whose input holds {NOT_CARRIED}, a linear probe reads the venue from what "
+                   f"{student}'s language model receives on **{row['venue read (%)']:.1f}%** (5-fold cross-validated; the "
+                   f"commonest of the {int(row['venues'])} venues is {row['commonest venue (%)']:.1f}%). Whether the student learned "
+                   f"to answer from it is its gain on those clips in the table above, set against the control world's, where the "
+                   f"venue says nothing of the class.")
+    small = [name for name in table.index if name != NOT_CARRIED and np.isnan(table.loc[name, "venue read (%)"])]
+    return reading + "".join(f" Not probed, with fewer than {FOLDS} clips or one venue: the clips whose input {name}." for name in small)
