@@ -175,31 +175,45 @@ def both_folds(summaries: torch.Tensor, clips: pd.DataFrame, names: torch.Tensor
     return counts
 
 
-def probe_clips(profile: Profile, student: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """Clips of the distilled classes whose `student`'s input carries the class: up to `per_class`
-    each of the clean pre-training clips and of the wild finetune clips, with their venue, prompts and
-    `fold` (0 or 1, alternating within a class and domain); and the classes left out because
-    fewer than `MIN_CLIPS` of their clips in a domain carry them."""
-    inputs = load_inputs(profile)
+def world_draws(profile: Profile, clips: pd.DataFrame) -> pd.DataFrame:
+    """The world's clip table (every draw) for `clips` (column `clip`), in their order."""
     world = load_clips(world_paths(profile)).set_index("clip")
-    carries = world[own_draw(student)].astype(bool)
-    clips = inputs.clips
-    distilled = set(clips.loc[clips["split"] == "finetune", "label"])
-    wanted = clips[clips["split"].isin(list(DOMAIN_SPLIT)) & clips["label"].isin(distilled)]
-    missing = sorted(set(wanted["clip"]) - set(carries.index))
+    missing = sorted(set(clips["clip"]) - set(world.index))
     if missing:
         raise KeyError(f"{len(missing)} clip(s) are not in the world's clip table, e.g. {missing[0]!r}: rebuild the world")
-    wanted = wanted[carries[wanted["clip"]].to_numpy()]
+    return world.reindex(clips["clip"])
+
+
+def clip_summaries(profile: Profile, adapter: Adapter, clips: pd.DataFrame, progress: bool) -> torch.Tensor:
+    """(N, H) :func:`media_summaries` of `clips` (columns `clip`, `path`) in `adapter`'s own
+    condition, each asked its question of the study's question table."""
+    prompts = load_inputs(profile).questions.drop_duplicates("clip").set_index("clip")["prompt"].reindex(clips["clip"])
+    if prompts.isna().any():
+        raise KeyError(f"no question for clip {prompts.index[prompts.isna()][0]!r} in {profile.results_dir}")
+    condition = own_condition(adapter.name)
+    cache = MediaCache(profile.media_cache_dir)
+    samples = [Sample.decoded(cache, profile.media, c, q, p, condition) for c, q, p in zip(clips["clip"], prompts, clips["path"])]
+    return media_summaries(adapter, samples, condition, profile.models.batch_size, progress)
+
+
+def probe_clips(profile: Profile, student: str, per_class: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """Clips of the distilled classes whose `student`'s input carries the class: up to `per_class`
+    each of the clean pre-training clips and of the wild finetune clips, with their venue and
+    `fold` (0 or 1, alternating within a class and domain); and the classes left out because
+    fewer than `MIN_CLIPS` of their clips in a domain carry them."""
+    clips = load_inputs(profile).clips
+    distilled = set(clips.loc[clips["split"] == "finetune", "label"])
+    wanted = clips[clips["split"].isin(list(DOMAIN_SPLIT)) & clips["label"].isin(distilled)]
+    draws = world_draws(profile, wanted)
+    carries = draws[own_draw(student)].astype(bool).to_numpy()
     # in the wild the venue heard is the venue seen (`audio_venue` differs on clean clips only)
-    wanted = wanted.assign(domain=wanted["split"].map(DOMAIN_SPLIT), venue=world["venue"].reindex(wanted["clip"]).astype(object).to_numpy())
+    wanted = wanted.assign(domain=wanted["split"].map(DOMAIN_SPLIT), venue=draws["venue"].astype(object).to_numpy())[carries]
     sampled = wanted.sample(frac=1.0, random_state=seed).groupby(["domain", "label"]).head(per_class)
     sampled = sampled.sort_values(["domain", "label", "clip"]).reset_index(drop=True)
     sampled["fold"] = sampled.groupby(["domain", "label"]).cumcount() % 2
     counts = sampled.groupby(["label", "domain"]).size().unstack("domain").reindex(columns=list(DOMAIN_SPLIT.values())).fillna(0)
     thin = sorted(counts.index[(counts < MIN_CLIPS).any(axis=1)])
-    sampled = sampled[~sampled["label"].isin(thin)].reset_index(drop=True)
-    prompts = inputs.questions.drop_duplicates("clip").set_index("clip")["prompt"]
-    return sampled.assign(prompt=prompts.reindex(sampled["clip"]).to_numpy()), thin
+    return sampled[~sampled["label"].isin(thin)].reset_index(drop=True), thin
 
 
 def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_CLASS, seed: int = 0, progress: bool = True) -> pd.DataFrame:
@@ -209,17 +223,12 @@ def shift_fixes(profile: Profile, adapter: Adapter, per_class: int = CLIPS_PER_C
     reason = unmeasurable_reason(profile)
     if reason:
         raise ValueError(f"common_shift is not measurable in profile {profile.name!r}: {reason}")
-    condition = own_condition(adapter.name)
     clips, left_out = probe_clips(profile, adapter.name, per_class, seed)
     if clips["label"].nunique() < 2:
         raise ValueError(f"common_shift needs two classes with {MIN_CLIPS} clips carrying them per domain; profile {profile.name!r} has {clips['label'].nunique()}")
-    if clips["prompt"].isna().any():
-        raise KeyError(f"no question for clip {clips.loc[clips['prompt'].isna(), 'clip'].iloc[0]!r} in {profile.results_dir}")
     labels = sorted(clips["label"].unique())
     names = name_embeddings(adapter, labels)
-    cache = MediaCache(profile.media_cache_dir)
-    samples = [Sample.decoded(cache, profile.media, c, q, p, condition) for c, q, p in zip(clips["clip"], clips["prompt"], clips["path"])]
-    summaries = media_summaries(adapter, samples, condition, profile.models.batch_size, progress)
+    summaries = clip_summaries(profile, adapter, clips, progress)
     counts = both_folds(summaries, clips, names, labels)
     totals = {"clean": int((clips["domain"] == "clean").sum())}
     totals.update(dict.fromkeys(("wild", "common", "venue", "own"), int((clips["domain"] == "wild").sum())))

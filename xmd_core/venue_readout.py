@@ -3,7 +3,7 @@
 On clips whose audio holds no sound of their class, only the venue and the background tell the
 class, so a student can learn to answer there from its teacher only if its frozen towers pass
 the venue on. :func:`venue_readout` answers that with a linear probe: a multinomial logistic
-regression (scikit-learn) from each clip's media summary (`common_shift.media_summaries`: the
+regression (scikit-learn) from each clip's media summary (`common_shift.clip_summaries`: the
 media tokens' mean as the language model receives them) to the clip's venue, scored by 5-fold
 cross-validation, on wild finetune clips with and without their class's own signal. Beside it
 stands the share of the commonest venue: what a probe that read nothing would score.
@@ -19,14 +19,11 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, cross_val_score
 
-from .common_shift import media_summaries
+from .common_shift import clip_summaries, world_draws
 from .config import Profile
-from .distill import own_condition
-from .media import MediaCache
-from .models.adapters import Adapter, Sample
+from .models.adapters import Adapter
 from .signal_split import CARRIED, NOT_CARRIED, own_draw
 from .study_results import load_inputs
-from .world import load_clips, world_paths
 
 #: Wild finetune clips per group (with and without the class's own signal) that the probe reads.
 CLIPS_PER_GROUP = 600
@@ -42,18 +39,12 @@ def unmeasurable_reason(profile: Profile) -> str | None:
 
 def readout_clips(profile: Profile, student: str, per_group: int = CLIPS_PER_GROUP, seed: int = 0) -> pd.DataFrame:
     """Up to `per_group` finetune clips whose `student`'s input carries their class and as many
-    whose input does not, with columns `carried` (bool), `venue`, `prompt` and `path`."""
-    inputs = load_inputs(profile)
-    world = load_clips(world_paths(profile)).set_index("clip")
-    clips = inputs.clips[inputs.clips["split"] == "finetune"]
-    missing = sorted(set(clips["clip"]) - set(world.index))
-    if missing:
-        raise KeyError(f"{len(missing)} clip(s) are not in the world's clip table, e.g. {missing[0]!r}: rebuild the world")
-    draws = world.reindex(clips["clip"])
+    whose input does not, with columns `carried` (bool), `venue` and `path`."""
+    clips = load_inputs(profile).clips
+    clips = clips[clips["split"] == "finetune"]
+    draws = world_draws(profile, clips)
     clips = clips.assign(carried=draws[own_draw(student)].astype(bool).to_numpy(), venue=draws["venue"].astype(object).to_numpy())
-    sampled = clips.sample(frac=1.0, random_state=seed).groupby("carried").head(per_group).sort_values("clip")
-    prompts = inputs.questions.drop_duplicates("clip").set_index("clip")["prompt"]
-    return sampled.assign(prompt=prompts.reindex(sampled["clip"]).to_numpy()).reset_index(drop=True)
+    return clips.sample(frac=1.0, random_state=seed).groupby("carried").head(per_group).sort_values("clip").reset_index(drop=True)
 
 
 def probe_accuracy(summaries: np.ndarray, venues: np.ndarray, folds: int = FOLDS, seed: int = 0) -> float:
@@ -86,13 +77,8 @@ def venue_readout(profile: Profile, adapter: Adapter, per_group: int = CLIPS_PER
     reason = unmeasurable_reason(profile)
     if reason:
         raise ValueError(f"venue_readout is not measurable in profile {profile.name!r}: {reason}")
-    condition = own_condition(adapter.name)
     clips = readout_clips(profile, adapter.name, per_group, seed)
-    if clips["prompt"].isna().any():
-        raise KeyError(f"no question for clip {clips.loc[clips['prompt'].isna(), 'clip'].iloc[0]!r} in {profile.results_dir}")
-    cache = MediaCache(profile.media_cache_dir)
-    samples = [Sample.decoded(cache, profile.media, c, q, p, condition) for c, q, p in zip(clips["clip"], clips["prompt"], clips["path"])]
-    summaries = media_summaries(adapter, samples, condition, profile.models.batch_size, progress).numpy()
+    summaries = clip_summaries(profile, adapter, clips, progress).numpy()
     rows = {}
     for carried, name in ((False, NOT_CARRIED), (True, CARRIED)):
         group = (clips["carried"] == carried).to_numpy()
